@@ -3,6 +3,7 @@
 `make run` needs no variables at all (SQLite under var/, Redis on loopback, DEBUG on).
 `FLIGHTDECK_ENV=production` switches on the hardened mode that passes `check --deploy`.
 """
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -39,6 +40,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_filters",
     "ideas",
+    "experiments",
+    "compute",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +153,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ideas, experiments and compute for the hybrid MoE pretraining team.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name per shared choice set, so the schema has no duplicate enums.
+    "ENUM_NAME_OVERRIDES": {"IdeaStatusEnum": "ideas.lifecycle.Status"},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -157,8 +162,44 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "flightdeck@localhost")
 
 # `seed_demo` calls each app's seeder in this order (later apps build on earlier ones' data).
 FLIGHTDECK_DEMO_SEEDERS = ["ideas.demo.seed"]
+FLIGHTDECK_DEMO_SEEDERS.append("experiments.demo.seed")
+# Templates rendered as extra panels on the idea detail page (experiments and compute add theirs);
+# each gets the page context, including `idea`.
+FLIGHTDECK_IDEA_PANELS: list[str] = []
 
 FLIGHTDECK_RUNS_DIR = Path(env_str("FLIGHTDECK_RUNS_DIR", str(VAR_DIR / "runs")))
+
+# experiments: where runs execute and how their leases are kept (see experiments/supervisor.py).
+FLIGHTDECK_HOST = env_str("FLIGHTDECK_HOST", socket.gethostname())
+FLIGHTDECK_GPUS = env_list("FLIGHTDECK_GPUS", [])  # GPU indices on this host, one slot each
+FLIGHTDECK_SLOTS = env_int("FLIGHTDECK_SLOTS", 2)  # CPU slots when FLIGHTDECK_GPUS is empty
+FLIGHTDECK_LEASE_SECONDS = env_int("FLIGHTDECK_LEASE_SECONDS", 60)
+FLIGHTDECK_MONITOR_SECONDS = env_int("FLIGHTDECK_MONITOR_SECONDS", 2)
+FLIGHTDECK_CANCEL_GRACE_SECONDS = env_int("FLIGHTDECK_CANCEL_GRACE_SECONDS", 30)
+FLIGHTDECK_REQUEUE_AFTER_SECONDS = env_int("FLIGHTDECK_REQUEUE_AFTER_SECONDS", 120)
+FLIGHTDECK_RECONCILE_SECONDS = env_int("FLIGHTDECK_RECONCILE_SECONDS", 30)
+FLIGHTDECK_WANDB_MODE = env_str("FLIGHTDECK_WANDB_MODE", "offline")
+FLIGHTDECK_SLURM = {
+    "executor": env_str("FLIGHTDECK_SLURM_EXECUTOR", "slurm"),  # "local" runs jobs via submitit's LocalExecutor
+    "folder": Path(env_str("FLIGHTDECK_SLURM_FOLDER", str(VAR_DIR / "slurm"))),
+    "partition": env_str("FLIGHTDECK_SLURM_PARTITION", ""),
+    "timeout_min": env_int("FLIGHTDECK_SLURM_TIMEOUT_MIN", 24 * 60),
+    "gpus_per_node": env_int("FLIGHTDECK_SLURM_GPUS_PER_NODE", 1),
+}
+CELERY_BEAT_SCHEDULE["experiments-reconcile"] = {
+    "task": "experiments.tasks.reconcile",
+    "schedule": FLIGHTDECK_RECONCILE_SECONDS,
+}
+
+# compute: review cycles and GPU-hour budgets (see compute/cycles.py for the phase schedule).
+FLIGHTDECK_COMPUTE_CYCLE_ANCHOR = env_str("FLIGHTDECK_COMPUTE_CYCLE_ANCHOR", "2024-01-01")  # a Monday; cycles start every 14 days from it
+FLIGHTDECK_COMPUTE_REVIEW_DAYS = env_int("FLIGHTDECK_COMPUTE_REVIEW_DAYS", 3)  # requests freeze this many days before a cycle starts
+FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILISATION", "0.85")  # share of capacity budgeted, checked by compute.E003
+FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
+CELERY_BEAT_SCHEDULE["compute-cycle-schedule"] = {
+    "task": "compute.tasks.advance_cycles",
+    "schedule": env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300),
+}
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelzoo.moe_checks import moe_config_errors
+
 RECIPES_DIR = Path(__file__).parent / "recipes"
 DEFAULT_RECIPE = "nano-baseline"
 RECIPE_SECTIONS = ("train", "optim", "data")
@@ -303,17 +305,40 @@ def _set(recipe: Recipe, key: str, value: Any) -> None:
     setattr(target, leaf, value)
 
 
-def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
-    """A new recipe with dotted ``overrides`` applied, type-checked and cross-validated."""
+def _assign(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """A copy of ``recipe`` with type-checked ``overrides`` set (no cross-field validation)."""
     updated = copy.deepcopy(recipe)
     for key, value in overrides.items():
         if key not in OVERRIDE_KEYS:
             raise ConfigError(_unknown_key_message(key))
         _set(updated, key, _coerce(key, value))
+    return updated
+
+
+def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """A new recipe with dotted ``overrides`` applied, type-checked and cross-validated."""
+    updated = _assign(recipe, overrides)
     errors = cross_field_errors(updated)
     if errors:
         raise ConfigError("; ".join(errors))
     return updated
+
+
+def apply_model_overrides(model: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """Like :func:`apply_overrides` for a bare model config: model keys only, model checks only."""
+    outside = [key for key in overrides if key.split(".")[0] in RECIPE_SECTIONS]
+    if outside:
+        raise ConfigError(f"{outside[0]!r} is not a model key")
+    updated = _assign(Recipe(model=model), overrides).model
+    errors = model_config_errors(updated)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return updated
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """A validated ModelConfig from its nested dictionary (``dataclasses.asdict`` form); missing keys default."""
+    return apply_model_overrides(ModelConfig(), _flatten(data, ""))
 
 
 def validate_patch(patch: Any) -> list[str]:
@@ -345,9 +370,9 @@ def validate_patch(patch: Any) -> list[str]:
 # ---------------------------------------------------------------- cross-field checks
 
 
-def _positive(recipe: Recipe) -> dict[str, float]:
-    m = recipe.model
-    return {
+def _model_ranges(m: ModelConfig) -> tuple[dict[str, float], dict[str, float]]:
+    """(keys that must be > 0, keys that must be >= 0) of the model section."""
+    positive = {
         "hidden_size": m.hidden_size,
         "vocab_size": m.vocab_size,
         "norm_eps": m.norm_eps,
@@ -363,53 +388,54 @@ def _positive(recipe: Recipe) -> dict[str, float]:
         "attention.num_heads": m.attention.num_heads,
         "attention.num_kv_heads": m.attention.num_kv_heads,
         "mlp.intermediate_size": m.mlp.intermediate_size,
-        "moe.num_experts": m.moe.num_experts,
-        "moe.top_k": m.moe.top_k,
-        "moe.intermediate_size": m.moe.intermediate_size,
-        "moe.routed_scaling_factor": m.moe.routed_scaling_factor,
-        "moe.n_group": m.moe.n_group,
-        "moe.topk_group": m.moe.topk_group,
-        "train.batch_size": recipe.train.batch_size,
-        "train.seq_len": recipe.train.seq_len,
-        "train.log_every": recipe.train.log_every,
-        "train.eval_every": recipe.train.eval_every,
-        "train.eval_batches": recipe.train.eval_batches,
-        "train.checkpoint_every": recipe.train.checkpoint_every,
-        "train.keep_checkpoints": recipe.train.keep_checkpoints,
-        "optim.lr": recipe.optim.lr,
-        "optim.eps": recipe.optim.eps,
-        "data.bpe_vocab_size": recipe.data.bpe_vocab_size,
     }
-
-
-def _non_negative(recipe: Recipe) -> dict[str, float]:
-    m = recipe.model
-    return {
+    non_negative = {
         "attention.head_dim": m.attention.head_dim,
-        "moe.shared_intermediate_size": m.moe.shared_intermediate_size,
-        "moe.latent_size": m.moe.latent_size,
-        "moe.bias_update_rate": m.moe.bias_update_rate,
-        "moe.aux_loss_coef": m.moe.aux_loss_coef,
         "mtp.depth": m.mtp.depth,
         "mtp.loss_weight": m.mtp.loss_weight,
         "fp4.bf16_first_layers": m.fp4.bf16_first_layers,
         "fp4.bf16_last_layers": m.fp4.bf16_last_layers,
-        "train.max_steps": recipe.train.max_steps,
-        "train.seed": recipe.train.seed,
-        "train.grad_clip": recipe.train.grad_clip,
-        "optim.min_lr": recipe.optim.min_lr,
-        "optim.warmup_steps": recipe.optim.warmup_steps,
-        "optim.weight_decay": recipe.optim.weight_decay,
     }
+    return positive, non_negative
 
 
-def cross_field_errors(recipe: Recipe) -> list[str]:
-    """Problems that involve value ranges or more than one field; [] when the recipe is consistent."""
-    m = recipe.model
-    errors = [f"{key}: must be > 0, got {value}" for key, value in _positive(recipe).items() if value <= 0]
-    errors += [f"{key}: must be >= 0, got {value}" for key, value in _non_negative(recipe).items() if value < 0]
+def _recipe_ranges(recipe: Recipe) -> tuple[dict[str, float], dict[str, float]]:
+    """(keys that must be > 0, keys that must be >= 0) of the train, optim and data sections."""
+    train, optim = recipe.train, recipe.optim
+    positive = {
+        "train.batch_size": train.batch_size,
+        "train.seq_len": train.seq_len,
+        "train.log_every": train.log_every,
+        "train.eval_every": train.eval_every,
+        "train.eval_batches": train.eval_batches,
+        "train.checkpoint_every": train.checkpoint_every,
+        "train.keep_checkpoints": train.keep_checkpoints,
+        "optim.lr": optim.lr,
+        "optim.eps": optim.eps,
+        "data.bpe_vocab_size": recipe.data.bpe_vocab_size,
+    }
+    non_negative = {
+        "train.max_steps": train.max_steps,
+        "train.seed": train.seed,
+        "train.grad_clip": train.grad_clip,
+        "optim.min_lr": optim.min_lr,
+        "optim.warmup_steps": optim.warmup_steps,
+        "optim.weight_decay": optim.weight_decay,
+    }
+    return positive, non_negative
+
+
+def _range_errors(positive: dict[str, float], non_negative: dict[str, float]) -> list[str]:
+    errors = [f"{key}: must be > 0, got {value}" for key, value in positive.items() if value <= 0]
+    return errors + [f"{key}: must be >= 0, got {value}" for key, value in non_negative.items() if value < 0]
+
+
+def model_config_errors(m: ModelConfig) -> list[str]:
+    """Problems of a model config (ranges, pattern letters, shapes that must divide); [] when consistent."""
+    errors = _range_errors(*_model_ranges(m))
     if errors:
         return errors  # divisibility checks below would divide by zero or repeat the same cause
+    errors += moe_config_errors(m.moe, m.hidden_size)
 
     for key, pattern in (("pattern", m.pattern), ("mtp.pattern", m.mtp.pattern)):
         try:
@@ -437,33 +463,32 @@ def cross_field_errors(recipe: Recipe) -> list[str]:
     if m.mamba.time_step_min > m.mamba.time_step_max:
         errors.append(f"mamba.time_step_min: {m.mamba.time_step_min} exceeds mamba.time_step_max {m.mamba.time_step_max}")
 
-    if m.moe.top_k > m.moe.num_experts:
-        errors.append(f"moe.top_k: {m.moe.top_k} exceeds moe.num_experts {m.moe.num_experts}")
-    if m.moe.latent_size > m.hidden_size:
-        errors.append(f"moe.latent_size: {m.moe.latent_size} exceeds hidden_size {m.hidden_size}")
-    if m.moe.num_experts % m.moe.n_group:
-        errors.append(f"moe.n_group: {m.moe.n_group} does not divide moe.num_experts {m.moe.num_experts}")
-    if m.moe.topk_group > m.moe.n_group:
-        errors.append(f"moe.topk_group: {m.moe.topk_group} exceeds moe.n_group {m.moe.n_group}")
-
-    if m.fp4.bf16_first_layers + m.fp4.bf16_last_layers > len(m.pattern) and m.fp4.enabled:
+    if m.fp4.enabled and m.fp4.bf16_first_layers + m.fp4.bf16_last_layers > len(m.pattern):
         errors.append(
             f"fp4.bf16_first_layers + fp4.bf16_last_layers = {m.fp4.bf16_first_layers + m.fp4.bf16_last_layers} "
             f"exceeds the {len(m.pattern)} layers of pattern {m.pattern!r}"
         )
+    return errors
 
-    if recipe.optim.min_lr > recipe.optim.lr:
-        errors.append(f"optim.min_lr: {recipe.optim.min_lr} exceeds optim.lr {recipe.optim.lr}")
+
+def cross_field_errors(recipe: Recipe) -> list[str]:
+    """Problems that involve value ranges or more than one field; [] when the recipe is consistent."""
+    errors = model_config_errors(recipe.model) + _range_errors(*_recipe_ranges(recipe))
+    if errors:
+        return errors
+    optim, data, vocab_size = recipe.optim, recipe.data, recipe.model.vocab_size
+    if optim.min_lr > optim.lr:
+        errors.append(f"optim.min_lr: {optim.min_lr} exceeds optim.lr {optim.lr}")
     for beta in ("beta1", "beta2"):
-        value = getattr(recipe.optim, beta)
+        value = getattr(optim, beta)
         if not 0 <= value < 1:
             errors.append(f"optim.{beta}: must be in [0, 1), got {value}")
-    if not 0 < recipe.data.val_fraction < 1:
-        errors.append(f"data.val_fraction: must be in (0, 1), got {recipe.data.val_fraction}")
-    if recipe.data.tokenizer not in TOKENIZERS:
-        errors.append(f"data.tokenizer: must be one of {', '.join(TOKENIZERS)}, got {recipe.data.tokenizer!r}")
-    elif recipe.data.tokenizer == "byte" and m.vocab_size < 256:
-        errors.append(f"vocab_size: {m.vocab_size} is smaller than the 256 symbols of the byte tokenizer")
-    elif recipe.data.tokenizer == "bpe" and m.vocab_size < recipe.data.bpe_vocab_size:
-        errors.append(f"vocab_size: {m.vocab_size} is smaller than data.bpe_vocab_size {recipe.data.bpe_vocab_size}")
+    if not 0 < data.val_fraction < 1:
+        errors.append(f"data.val_fraction: must be in (0, 1), got {data.val_fraction}")
+    if data.tokenizer not in TOKENIZERS:
+        errors.append(f"data.tokenizer: must be one of {', '.join(TOKENIZERS)}, got {data.tokenizer!r}")
+    elif data.tokenizer == "byte" and vocab_size < 256:
+        errors.append(f"vocab_size: {vocab_size} is smaller than the 256 symbols of the byte tokenizer")
+    elif data.tokenizer == "bpe" and vocab_size < data.bpe_vocab_size:
+        errors.append(f"vocab_size: {vocab_size} is smaller than data.bpe_vocab_size {data.bpe_vocab_size}")
     return errors

@@ -1,0 +1,140 @@
+"""REST API of the compute app (/api/v1/): parse, call one service or selector, answer.
+
+Service errors map to HTTP here: django ValidationError → 400 keyed by field, PermissionDenied → 403,
+ComputeConflict (cycle not open, parent overdrawn, already decided, cycle closed) → 409 with its facts.
+"""
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request as HttpRequest
+from rest_framework.response import Response
+
+from compute import selectors, services
+from compute.errors import ComputeConflict
+from compute.models import Cycle, Pool, Request
+from compute.serializers import (
+    AllocationSerializer,
+    CycleSerializer,
+    RequestInputSerializer,
+    RequestSerializer,
+    ReviewInputSerializer,
+    ReviewOutputSerializer,
+    UsageQuerySerializer,
+    UsageRowSerializer,
+)
+from ideas.models import Area, Idea
+from ideas.selectors import parse_idea_key
+
+_ERRORS = {
+    400: OpenApiResponse(description="Invalid input; the body names each offending field."),
+    403: OpenApiResponse(description="Not allowed for this user (not a reviewer, or reviewing one's own request)."),
+    409: OpenApiResponse(description="Not possible in the current state; `detail` says why and what is left."),
+}
+
+
+def _lookup(model, field_name: str, **filters) -> Any:
+    """The row or a 400 naming the input field (a bad reference in a body is bad input, not a missing page)."""
+    row = model.objects.filter(**filters).first()
+    if row is None:
+        value = next(iter(filters.values()))
+        raise serializers.ValidationError({field_name: f"no {field_name} {value!r}"})
+    return row
+
+
+class ComputeAPIView(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ComputeConflict):
+            return Response({"detail": str(exc), **exc.details}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, DjangoValidationError):
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            exc = serializers.ValidationError(detail)
+        return super().handle_exception(exc)
+
+    def parse(self, serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class CycleListView(ComputeAPIView, generics.ListAPIView):
+    """Review cycles, newest first, with their phase and schedule."""
+
+    serializer_class = CycleSerializer
+    queryset = Cycle.objects.order_by("-start")
+
+
+class CycleAllocationsView(ComputeAPIView):
+    """The cycle's allocation tree: org budgets, area grants and idea grants, with usage and remaining hours."""
+
+    serializer_class = AllocationSerializer
+
+    def get(self, request: HttpRequest, pk: int) -> Response:
+        cycle = selectors.cycle_get(pk)
+        rows = AllocationSerializer(selectors.allocations_for_cycle(cycle), many=True).data
+        return Response({"cycle": cycle.pk, "phase": cycle.phase, "results": rows})
+
+
+class RequestCreateView(ComputeAPIView):
+    serializer_class = RequestInputSerializer
+
+    @extend_schema(request=RequestInputSerializer, responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS})
+    def post(self, request: HttpRequest) -> Response:
+        """Open a request, or edit the open one for the same cycle, pool and target (200, history kept)."""
+        data = self.parse(RequestInputSerializer, request.data)
+        area = _lookup(Area, "area", slug=data["area"])
+        idea = None
+        if data["idea"]:
+            number = parse_idea_key(data["idea"])
+            idea = _lookup(Idea, "idea", number=number if number is not None else -1)
+        compute_request, created = services.request_submit(
+            requester=request.user,
+            cycle=_lookup(Cycle, "cycle", pk=data["cycle"]),
+            pool=_lookup(Pool, "pool", name=data["pool"]),
+            area=area,
+            idea=idea,
+            gpu_hours=data["gpu_hours"],
+            justification=data["justification"],
+            stage=data["stage"],
+            evidence_links=data["evidence_links"],
+        )
+        return Response(RequestSerializer(compute_request).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RequestReviewView(ComputeAPIView):
+    serializer_class = ReviewInputSerializer
+
+    @extend_schema(request=ReviewInputSerializer, responses={200: ReviewOutputSerializer, **_ERRORS})
+    def post(self, request: HttpRequest, pk: int) -> Response:
+        """Approve, trim (with `gpu_hours`) or refuse (with a `comment`) an open request."""
+        data = self.parse(ReviewInputSerializer, request.data)
+        compute_request = generics.get_object_or_404(Request, pk=pk)
+        review = services.request_review(
+            request=compute_request, reviewer=request.user, decision=data["decision"],
+            gpu_hours=data["gpu_hours"], comment=data["comment"],
+        )
+        return Response(ReviewOutputSerializer(review).data)
+
+
+class UsageView(ComputeAPIView):
+    serializer_class = UsageRowSerializer
+
+    @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageRowSerializer(many=True), **_ERRORS})
+    def get(self, request: HttpRequest) -> Response:
+        """GPU-hours used in a cycle (default: the current one) per area, idea and pool; `area` narrows to one area."""
+        query = self.parse(UsageQuerySerializer, request.query_params)
+        cycle = _lookup(Cycle, "cycle", pk=query["cycle"]) if "cycle" in query else selectors.cycle_current()
+        if cycle is None:
+            raise serializers.ValidationError({"cycle": "there are no cycles yet"})
+        area = _lookup(Area, "area", slug=query["area"]) if "area" in query else None
+        rows = selectors.usage_rollup(cycle=cycle, area=area)
+        return Response({
+            "cycle": cycle.pk,
+            "area": area.slug if area else None,
+            "total_gpu_hours": float(sum(row["gpu_hours"] for row in rows)),
+            "results": UsageRowSerializer(rows, many=True).data,
+        })

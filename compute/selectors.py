@@ -1,0 +1,427 @@
+"""Reads from the compute domain. Page selectors aggregate in SQL with a fixed number of queries, however
+many areas, ideas or usage entries there are (the overview is pinned by a test and a benchmark)."""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+
+from compute.cycles import Calendar, Phase
+from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
+from ideas.lifecycle import Status
+from ideas.models import Area, Idea
+
+TWO = Decimal("0.01")
+
+
+def _sum(queryset: QuerySet, column: str = "gpu_hours") -> Decimal:
+    return queryset.aggregate(total=Sum(column))["total"] or ZERO
+
+
+def _round(value: Decimal) -> Decimal:
+    return Decimal(value).quantize(TWO)
+
+
+# --- single grants ----------------------------------------------------------------------------------------
+
+
+def allocation_label(allocation: Allocation) -> str:
+    target = {
+        Allocation.Level.ORG: "the org budget",
+        Allocation.Level.AREA: f"the {allocation.area.name if allocation.area_id else ''} area grant",
+        Allocation.Level.IDEA: f"the {allocation.idea.key if allocation.idea_id else ''} grant",
+    }[allocation.level]
+    return f"{target} on {allocation.pool.name}"
+
+
+def allocation_children_total(allocation: Allocation) -> Decimal:
+    return _sum(Allocation.objects.filter(parent=allocation))
+
+
+def allocation_unassigned(allocation: Allocation) -> Decimal:
+    """Hours a grant can still hand to children: its amount less what its children already hold."""
+    return allocation.gpu_hours - allocation_children_total(allocation)
+
+
+def allocation_launchable(allocation: Allocation) -> Decimal:
+    """Hours launches may still reserve on this grant: amount − children's grants − usage charged to it −
+    holds of launches still running. Can be negative after overrides."""
+    used = _sum(UsageEntry.objects.filter(allocation=allocation))
+    held = _sum(LaunchHold.objects.filter(allocation=allocation, released_at__isnull=True), "outstanding_hours")
+    return _round(allocation_unassigned(allocation) - used - held)
+
+
+def who_can_grant_more(allocation: Allocation) -> list[str]:
+    """Usernames to ask for more: the area's PIC (for an idea grant), then the reviewers."""
+    names = []
+    if allocation.level == Allocation.Level.IDEA:
+        names.append(allocation.area.pic.get_username())
+    reviewers = get_user_model().objects.filter(
+        groups__name=settings.FLIGHTDECK_COMPUTE_REVIEWER_GROUP, is_active=True
+    ).order_by("username")
+    names += [user.get_username() for user in reviewers if user.get_username() not in names]
+    return names
+
+
+# --- cycles -----------------------------------------------------------------------------------------------
+
+
+def cycle_list() -> QuerySet:
+    return Cycle.objects.order_by("-start")
+
+
+def cycle_current(now: datetime | None = None) -> Cycle | None:
+    now = now or timezone.now()
+    return Cycle.objects.filter(start__lte=now, end__gt=now).first() or Cycle.objects.order_by("-start").first()
+
+
+def cycle_get(cycle_id: int) -> Cycle:
+    try:
+        return Cycle.objects.get(pk=cycle_id)
+    except Cycle.DoesNotExist:
+        raise Http404(f"no cycle {cycle_id}") from None
+
+
+def cycle_open_for_requests() -> Cycle | None:
+    return Cycle.objects.filter(phase=Phase.OPEN).order_by("start").first()
+
+
+# --- tables (every table on the pages is one of these, so CSV export is the same data) -----------------
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+
+
+def _elapsed_hours(cycle: Cycle, now: datetime) -> Decimal:
+    end = min(max(now, cycle.start), cycle.end)
+    return Decimal(int((end - cycle.start).total_seconds())) / Decimal(3600)
+
+
+@dataclass
+class CycleOverview:
+    cycle: Cycle
+    cycles: list[Cycle]
+    areas: Table
+    pools: Table
+    burn_days: list[date]
+    burn_remaining: list[Decimal | None]
+    burn_ideal: list[Decimal]
+    budget: Decimal
+    granted: Decimal
+    used: Decimal
+
+
+def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOverview:
+    """Requested vs granted vs used per area, utilisation per pool and the org budget's daily burn-down."""
+    now = now or timezone.now()
+    calendar = Calendar.from_settings()
+    requested = dict(
+        Request.objects.filter(cycle=cycle).values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
+    )
+    granted = dict(
+        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA)
+        .values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
+    )
+    used_by_area = dict(
+        UsageEntry.objects.filter(cycle=cycle).values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
+    )
+    area_ids = set(requested) | set(granted) | set(used_by_area)
+    areas = Table("areas", "Areas", ["Area", "Requested GPU-h", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
+    for area in Area.objects.filter(pk__in=area_ids).order_by("name"):
+        grant, used = granted.get(area.pk, ZERO), used_by_area.get(area.pk, ZERO)
+        areas.rows.append([area, requested.get(area.pk, ZERO), grant, _round(used), _round(grant - used)])
+
+    budgets = list(Allocation.objects.filter(cycle=cycle, level=Allocation.Level.ORG).select_related("pool").order_by("pool__name"))
+    granted_by_pool = dict(
+        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA)
+        .values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
+    )
+    used_by_pool = dict(
+        UsageEntry.objects.filter(cycle=cycle).values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
+    )
+    elapsed = _elapsed_hours(cycle, now)
+    pools = Table("pools", "Pools", ["Pool", "GPU type", "GPUs", "Budget GPU-h", "Granted GPU-h", "Used GPU-h", "Utilisation %"])
+    for budget in budgets:
+        pool, used = budget.pool, used_by_pool.get(budget.pool_id, ZERO)
+        capacity_so_far = pool.gpu_count * elapsed
+        utilisation = _round(100 * used / capacity_so_far) if capacity_so_far else ZERO
+        pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, budget.gpu_hours, granted_by_pool.get(pool.pk, ZERO), _round(used), utilisation])
+
+    # A segment counts on the local day it started: segments are minutes long, so this is exact to a few minutes.
+    per_day = dict(
+        UsageEntry.objects.filter(cycle=cycle)
+        .annotate(day=TruncDate("segment_start", tzinfo=calendar.tz))
+        .values("day").annotate(total=Sum("gpu_hours")).values_list("day", "total")
+    )
+    total_budget = sum((b.gpu_hours for b in budgets), ZERO)
+    days = cycle.window.days()
+    today = timezone.localtime(now, calendar.tz).date()
+    remaining, burn, spent = [], total_budget, ZERO
+    for day in days:
+        spent += per_day.get(day, ZERO)
+        remaining.append(_round(burn - spent) if day <= today else None)
+    ideal = [_round(total_budget * (len(days) - index - 1) / len(days)) for index in range(len(days))]
+    return CycleOverview(
+        cycle=cycle,
+        cycles=list(cycle_list()),
+        areas=areas,
+        pools=pools,
+        burn_days=days,
+        burn_remaining=remaining,
+        burn_ideal=ideal,
+        budget=total_budget,
+        granted=sum(granted.values(), ZERO),
+        used=_round(sum(used_by_area.values(), ZERO)),
+    )
+
+
+def burn_down_table(overview: CycleOverview) -> Table:
+    table = Table("burndown", "Org budget burn-down", ["Day", "Remaining GPU-h", "Even-spend GPU-h"])
+    table.rows = [[day, left, ideal] for day, left, ideal in zip(overview.burn_days, overview.burn_remaining, overview.burn_ideal, strict=True)]
+    return table
+
+
+def requests_table(cycle: Cycle, *, status: str | None = None) -> Table:
+    table = Table("requests", "Requests", ["#", "Target", "Area", "Pool", "Stage", "Requested GPU-h", "Granted GPU-h", "Status", "Requester", "Submitted"])
+    for request in request_queue(cycle, status=status):
+        table.rows.append([
+            request.pk, request.target_label, request.area.name, request.pool.name, request.stage,
+            request.gpu_hours, request.granted_hours, request.status, request.requester.get_username(),
+            timezone.localtime(request.created_at).strftime("%Y-%m-%d %H:%M"),
+        ])
+    return table
+
+
+STAGE_RANK = {"integration": 0, "scale-up": 1, "pilot": 2}
+
+
+def request_queue(cycle: Cycle, *, status: str | None = None) -> list[Request]:
+    """Requests of a cycle, largest first and, at equal amounts, later stages (integration) first."""
+    requests = Request.objects.filter(cycle=cycle).select_related("area", "idea", "pool", "requester", "review__reviewer")
+    if status:
+        requests = requests.filter(status=status)
+    return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))
+
+
+def allocations_for_cycle(cycle: Cycle) -> list[dict]:
+    """Every grant of the cycle with what was used under it and what is left (the API's allocation list)."""
+    used = dict(
+        UsageEntry.objects.filter(cycle=cycle).values("allocation_id").annotate(total=Sum("gpu_hours")).values_list("allocation_id", "total")
+    )
+    allocations = list(Allocation.objects.filter(cycle=cycle).select_related("pool", "area", "idea").order_by("pool__name", "level", "id"))
+    children = defaultdict(lambda: ZERO)
+    for allocation in allocations:
+        if allocation.parent_id:
+            children[allocation.parent_id] += allocation.gpu_hours
+    rollup = _usage_rollup(allocations, used)
+    return [
+        {
+            "allocation": allocation,
+            "children_total": children[allocation.pk],
+            "used": _round(rollup[allocation.pk]),
+            "remaining": _round(allocation.gpu_hours - rollup[allocation.pk]),
+        }
+        for allocation in allocations
+    ]
+
+
+def _usage_rollup(allocations: list[Allocation], used: dict[int, Decimal]) -> dict[int, Decimal]:
+    """Usage under each node including its descendants (the tree is three levels deep)."""
+    rollup = defaultdict(lambda: ZERO)
+    by_id = {allocation.pk: allocation for allocation in allocations}
+    for allocation_id, amount in used.items():
+        node = by_id.get(allocation_id)
+        while node is not None:
+            rollup[node.pk] += amount
+            node = by_id.get(node.parent_id)
+    return rollup
+
+
+def allocations_table(cycle: Cycle) -> Table:
+    table = Table("allocations", "Allocation tree", ["Level", "Target", "Pool", "Granted GPU-h", "Handed to children GPU-h", "Used GPU-h", "Remaining GPU-h"])
+    for row in allocations_for_cycle(cycle):
+        allocation = row["allocation"]
+        target = {"org": "org", "area": getattr(allocation.area, "name", ""), "idea": getattr(allocation.idea, "key", "")}[allocation.level]
+        table.rows.append([allocation.level, target, allocation.pool.name, allocation.gpu_hours, row["children_total"], row["used"], row["remaining"]])
+    return table
+
+
+# --- usage ------------------------------------------------------------------------------------------------
+
+
+def usage_rollup(*, cycle: Cycle, area: Area | None = None) -> list[dict]:
+    """Usage of a cycle per (area, idea, pool), optionally of one area."""
+    entries = UsageEntry.objects.filter(cycle=cycle)
+    if area is not None:
+        entries = entries.filter(area=area)
+    return list(
+        entries.values("area__slug", "idea__key", "pool__name")
+        .annotate(gpu_hours=Sum("gpu_hours"))
+        .order_by("area__slug", "idea__key", "pool__name")
+    )
+
+
+# --- area page --------------------------------------------------------------------------------------------
+
+
+def area_get(slug: str) -> Area:
+    try:
+        return Area.objects.select_related("pic").get(slug=slug)
+    except Area.DoesNotExist:
+        raise Http404(f"no area {slug!r}") from None
+
+
+@dataclass
+class AreaBudget:
+    area: Area
+    cycle: Cycle
+    grants: Table
+    ideas: Table
+    requests: list[Request]
+    granted: Decimal
+    used: Decimal
+    unassigned: Decimal
+    suggested_request: Decimal
+
+
+def area_budget(area: Area, cycle: Cycle, *, now: datetime | None = None) -> AreaBudget:
+    """An area's grant per pool, its ideas' grants and usage, and a suggested "request more" amount:
+    the usage projected to the end of the cycle at the current pace, less the grant."""
+    now = now or timezone.now()
+    area_grants = list(
+        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA, area=area).select_related("pool").order_by("pool__name")
+    )
+    idea_grants = list(
+        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.IDEA, area=area).select_related("pool", "idea").order_by("idea__number", "pool__name")
+    )
+    used_by_pool = dict(
+        UsageEntry.objects.filter(cycle=cycle, area=area).values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
+    )
+    used_by_idea = {
+        (row["idea_id"], row["pool_id"]): row["total"]
+        for row in UsageEntry.objects.filter(cycle=cycle, area=area, idea__isnull=False)
+        .values("idea_id", "pool_id").annotate(total=Sum("gpu_hours"))
+    }
+    handed = defaultdict(lambda: ZERO)
+    for grant in idea_grants:
+        handed[grant.pool_id] += grant.gpu_hours
+    grants = Table("grants", "Area grant", ["Pool", "Granted GPU-h", "Handed to ideas GPU-h", "Used GPU-h", "Remaining GPU-h"])
+    for grant in area_grants:
+        used = used_by_pool.get(grant.pool_id, ZERO)
+        grants.rows.append([grant.pool.name, grant.gpu_hours, handed[grant.pool_id], _round(used), _round(grant.gpu_hours - used)])
+    ideas = Table("ideas", "Ideas", ["Idea", "Title", "Status", "Pool", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
+    seen = set()
+    for grant in idea_grants:
+        used = used_by_idea.get((grant.idea_id, grant.pool_id), ZERO)
+        seen.add((grant.idea_id, grant.pool_id))
+        ideas.rows.append([grant.idea, grant.idea.title, grant.idea.get_status_display(), grant.pool.name, grant.gpu_hours, _round(used), _round(grant.gpu_hours - used)])
+    ungranted = [(key, total) for key, total in used_by_idea.items() if key not in seen]
+    if ungranted:
+        idea_by_id = Idea.objects.in_bulk([idea_id for (idea_id, _), _ in ungranted])
+        pool_by_id = Pool.objects.in_bulk([pool_id for (_, pool_id), _ in ungranted])
+        for (idea_id, pool_id), used in ungranted:
+            idea = idea_by_id[idea_id]
+            ideas.rows.append([idea, idea.title, idea.get_status_display(), pool_by_id[pool_id].name, ZERO, _round(used), _round(-used)])
+    granted = sum((g.gpu_hours for g in area_grants), ZERO)
+    used_total = sum(used_by_pool.values(), ZERO)
+    elapsed, total = _elapsed_hours(cycle, now), cycle.window.hours
+    projected = used_total * total / elapsed if elapsed else ZERO
+    return AreaBudget(
+        area=area,
+        cycle=cycle,
+        grants=grants,
+        ideas=ideas,
+        requests=list(Request.objects.filter(cycle=cycle, area=area).select_related("idea", "pool", "requester").order_by("-created_at")),
+        granted=granted,
+        used=_round(used_total),
+        unassigned=granted - sum(handed.values(), ZERO),
+        suggested_request=max(ZERO, _round(projected - granted)),
+    )
+
+
+# --- idea panel -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IdeaBudget:
+    cycle: Cycle | None
+    rows: list[dict]
+
+    @property
+    def granted(self) -> Decimal:
+        return sum((row["granted"] for row in self.rows), ZERO)
+
+    @property
+    def used(self) -> Decimal:
+        return sum((row["used"] for row in self.rows), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.granted - self.used
+
+
+def idea_budget(idea: Idea, *, now: datetime | None = None) -> IdeaBudget:
+    """Grant, usage and remaining hours of one idea in the current cycle, per pool."""
+    cycle = Cycle.objects.filter(start__lte=now or timezone.now(), end__gt=now or timezone.now()).first()
+    if cycle is None:
+        return IdeaBudget(cycle=None, rows=[])
+    grants = dict(
+        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.IDEA, idea=idea).values_list("pool__name", "gpu_hours")
+    )
+    used = dict(
+        UsageEntry.objects.filter(cycle=cycle, idea=idea).values("pool__name").annotate(total=Sum("gpu_hours")).values_list("pool__name", "total")
+    )
+    rows = [
+        {"pool": name, "granted": grants.get(name, ZERO), "used": _round(used.get(name, ZERO)),
+         "remaining": _round(grants.get(name, ZERO) - used.get(name, ZERO))}
+        for name in sorted(set(grants) | set(used))
+    ]
+    return IdeaBudget(cycle=cycle, rows=rows)
+
+
+# --- trends -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trends:
+    cycles: list[Cycle]
+    per_area: Table
+    landed: Table
+
+
+def trends(*, last: int = 12) -> Trends:
+    """GPU-hours per area per cycle for the last ``last`` cycles, and the total cost of each landed idea."""
+    cycles = list(Cycle.objects.order_by("-start")[:last])[::-1]
+    usage = defaultdict(lambda: ZERO)
+    for row in UsageEntry.objects.filter(cycle__in=cycles).values("cycle_id", "area_id").annotate(total=Sum("gpu_hours")):
+        usage[(row["area_id"], row["cycle_id"])] = row["total"]
+    areas = Area.objects.filter(pk__in={area_id for area_id, _ in usage}).order_by("name")
+    per_area = Table("per_area", "GPU-hours per area per cycle", ["Area", *[str(c.first_day) for c in cycles]])
+    for area in areas:
+        per_area.rows.append([area, *[_round(usage[(area.pk, c.pk)]) for c in cycles]])
+    landed = Table("landed", "Cost of landed ideas", ["Idea", "Title", "Area", "Cycles with usage", "Used GPU-h", "Granted GPU-h"])
+    used = {
+        row["idea_id"]: row
+        for row in UsageEntry.objects.filter(idea__status=Status.LANDED)
+        .values("idea_id").annotate(total=Sum("gpu_hours"), cycles=Count("cycle_id", distinct=True))
+    }
+    granted = dict(
+        Allocation.objects.filter(level=Allocation.Level.IDEA, idea__status=Status.LANDED)
+        .values("idea_id").annotate(total=Sum("gpu_hours")).values_list("idea_id", "total")
+    )
+    for idea in Idea.objects.filter(pk__in=set(used) | set(granted)).select_related("area").order_by("number"):
+        row = used.get(idea.pk, {"total": ZERO, "cycles": 0})
+        landed.rows.append([idea, idea.title, idea.area.name, row["cycles"], _round(row["total"]), granted.get(idea.pk, ZERO)])
+    return Trends(cycles=cycles, per_area=per_area, landed=landed)
+

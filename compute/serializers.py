@@ -1,0 +1,99 @@
+"""Input and output shapes of the compute API. Amounts are JSON numbers of GPU-hours."""
+from rest_framework import serializers
+
+from compute.cycles import Calendar
+from compute.models import Cycle, Request, Review, Stage
+
+MAX_DIGITS = 12
+
+
+def hours_field(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=MAX_DIGITS, decimal_places=2, coerce_to_string=False, **kwargs)
+
+
+class CycleSerializer(serializers.ModelSerializer):
+    last_day = serializers.DateField(read_only=True)
+    requests_open_from = serializers.SerializerMethodField()
+    review_starts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cycle
+        fields = ["id", "start", "end", "last_day", "phase", "requests_open_from", "review_starts"]
+
+    def get_requests_open_from(self, cycle: Cycle) -> str:
+        return Calendar.from_settings().opens_at(cycle.window).isoformat()
+
+    def get_review_starts(self, cycle: Cycle) -> str:
+        return Calendar.from_settings().review_starts_at(cycle.window).isoformat()
+
+
+class AllocationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="allocation.id")
+    level = serializers.CharField(source="allocation.level")
+    parent = serializers.IntegerField(source="allocation.parent_id", allow_null=True)
+    pool = serializers.CharField(source="allocation.pool.name")
+    area = serializers.CharField(source="allocation.area.slug", allow_null=True, default=None)
+    idea = serializers.CharField(source="allocation.idea.key", allow_null=True, default=None)
+    gpu_hours = hours_field(source="allocation.gpu_hours")
+    children_gpu_hours = hours_field(source="children_total")
+    used_gpu_hours = hours_field(source="used")
+    remaining_gpu_hours = hours_field(source="remaining")
+
+
+class RequestInputSerializer(serializers.Serializer):
+    cycle = serializers.IntegerField()
+    area = serializers.SlugField()
+    idea = serializers.CharField(allow_null=True, required=False, default=None)
+    pool = serializers.CharField()
+    gpu_hours = hours_field()
+    justification = serializers.CharField(trim_whitespace=False)
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    evidence_links = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+class ReviewOutputSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+    requested_hours = hours_field()
+    granted_hours = hours_field()
+    grant_before = hours_field()
+    grant_after = hours_field()
+
+    class Meta:
+        model = Review
+        fields = ["decision", "reviewer", "requested_hours", "granted_hours", "grant_before", "grant_after", "comment", "created_at"]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    area = serializers.CharField(source="area.slug")
+    idea = serializers.CharField(source="idea.key", default=None)
+    pool = serializers.CharField(source="pool.name")
+    requester = serializers.CharField(source="requester.username")
+    gpu_hours = hours_field()
+    granted_hours = hours_field(allow_null=True)
+    revisions = serializers.IntegerField(source="revisions.count")
+
+    class Meta:
+        model = Request
+        fields = [
+            "id", "cycle", "area", "idea", "pool", "gpu_hours", "granted_hours", "stage", "status",
+            "justification", "evidence_links", "requester", "revisions", "created_at", "updated_at",
+        ]
+
+
+class ReviewInputSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Review.Decision.choices)
+    gpu_hours = hours_field(required=False, allow_null=True, default=None)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    cycle = serializers.IntegerField(required=False)
+    area = serializers.SlugField(required=False)
+
+
+class UsageRowSerializer(serializers.Serializer):
+    area = serializers.CharField(source="area__slug")
+    idea = serializers.CharField(source="idea__key", allow_null=True)
+    pool = serializers.CharField(source="pool__name")
+    gpu_hours = serializers.DecimalField(max_digits=16, decimal_places=4, coerce_to_string=False)
+

@@ -1,0 +1,22 @@
+"""Typed errors raised by experiments services; the API maps them to HTTP status codes.
+
+- ``experiments.composition.ConflictError`` (ideas set one key to different values) → 409, ``.conflicts``
+  lists them (each has ``to_dict()``: key and the (idea, value) pairs);
+- :class:`RunStateConflict` (cancel a finished run, resume a live one) → 409;
+- django ``ValidationError`` with a dict keyed by field name (``baseline``, ``ideas``, ``seeds``,
+  ``max_steps``, ``resolutions``, ...) → 400; every message names the offending key or value;
+- django ``PermissionDenied`` → 403.
+"""
+from experiments.composition import ConflictError
+
+__all__ = ["ConflictError", "RunStateConflict"]
+
+
+class RunStateConflict(Exception):
+    """The run's state does not allow the action (e.g. cancelling a run that already finished)."""
+
+    def __init__(self, run_public_id: str, status: str, action: str):
+        self.run_public_id = run_public_id
+        self.status = status
+        self.action = action
+        super().__init__(f"cannot {action} run {run_public_id}: it is {status}")

@@ -1,0 +1,91 @@
+"""What a trainer process gets: command line, environment and files, built from an attempt.
+
+Follows the trainer CLI contract in docs/contracts.md; nothing here depends on the backend.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from experiments.models import Attempt
+from experiments.slots import cuda_visible_devices
+
+ATTEMPT_ENV = "FLIGHTDECK_ATTEMPT_ID"  # marks trainer processes so orphans can be found and killed
+HOST_ENV = "FLIGHTDECK_ATTEMPT_HOST"
+_CHECKPOINT = re.compile(r"^step-(\d+)$")
+
+
+@dataclass(frozen=True)
+class TrainerLaunch:
+    command: list[str]
+    env: dict[str, str]
+    cwd: str
+    run_dir: Path
+    log_path: Path
+
+
+def trainer_command(attempt: Attempt) -> list[str]:
+    run = attempt.run
+    study = run.study
+    command = [sys.executable, "-m", "modelzoo.train", "--recipe", run.recipe]
+    for key, value in run.overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    command += [
+        "--out", str(run.run_dir),
+        "--resume",  # always: without a complete checkpoint the trainer starts from step 0
+        "--wandb-id", run.public_id,
+        "--wandb-project", study.baseline.name,
+        "--wandb-group", study.label,
+        "--wandb-mode", settings.FLIGHTDECK_WANDB_MODE,
+    ]
+    if run.wandb_tags:
+        command += ["--wandb-tags", ",".join(run.wandb_tags)]
+    return command
+
+
+def trainer_launch(attempt: Attempt) -> TrainerLaunch:
+    run_dir = attempt.run.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            ATTEMPT_ENV: str(attempt.pk),
+            HOST_ENV: attempt.host,
+            "CUDA_VISIBLE_DEVICES": cuda_visible_devices(attempt.slot),
+            "WANDB_DIR": str(run_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return TrainerLaunch(
+        command=trainer_command(attempt),
+        env=env,
+        cwd=str(settings.BASE_DIR),
+        run_dir=run_dir,
+        log_path=attempt.log_path,
+    )
+
+
+def latest_checkpoint_step(run_dir: Path) -> int | None:
+    """Step of the newest complete checkpoint (the trainer only renames finished ones into place)."""
+    steps = [int(m[1]) for p in (run_dir / "checkpoints").glob("step-*") if (m := _CHECKPOINT.match(p.name))]
+    return max(steps) if steps else None
+
+
+def code_revision() -> tuple[str, bool]:
+    """(git sha, tree has uncommitted changes) of the code the trainer will run; ("", False) without git."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "", False

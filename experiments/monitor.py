@@ -1,0 +1,112 @@
+"""Turning a run directory's files into rows: metrics.jsonl → Metric upserts and run progress,
+status.json → the trainer's own verdict, the attempt log → the tail shown on failure."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+
+from experiments.models import Metric, Run
+
+log = logging.getLogger(__name__)
+
+NOT_METRICS = {"step", "time"}  # keys of a metrics line that are coordinates, not values
+LOG_TAIL_LINES = 50
+UPSERT_BATCH = 2000
+
+
+class MetricsTail:
+    """Reads the complete lines appended to ``metrics.jsonl`` since the last call. A half-written last
+    line is left for next time; a file that shrank (rewritten on resume) is read again from the start,
+    which is safe because rows are upserted."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(0, 2)
+                if handle.tell() < self.offset:
+                    self.offset = 0
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        records = []
+        for line in complete.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("skipping malformed line in %s: %.80r", self.path, line)
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+        return records
+
+
+def metric_rows(run_id: int, records: list[dict[str, Any]]) -> list[Metric]:
+    """One row per numeric value; NaN/inf are skipped (a diverged run fails and its log says why)."""
+    rows = []
+    for record in records:
+        for name, value in record.items():
+            if name in NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(value):
+                rows.append(Metric(run_id=run_id, step=record["step"], name=name, value=float(value)))
+    return rows
+
+
+def ingest(run: Run, records: list[dict[str, Any]]) -> int:
+    """Upsert the records' points and update the run's progress; returns the number of points written."""
+    if not records:
+        return 0
+    rows = metric_rows(run.pk, records)
+    Metric.objects.bulk_create(
+        rows,
+        batch_size=UPSERT_BATCH,
+        update_conflicts=True,
+        unique_fields=["run", "name", "step"],
+        update_fields=["value"],
+    )
+    _update_progress(run, max(records, key=lambda record: record["step"]))
+    return len(rows)
+
+
+def _update_progress(run: Run, last: dict[str, Any]) -> None:
+    step = last["step"]
+    tokens = int(last.get("tokens") or 0)
+    speed = last.get("tokens_per_s")
+    eta = None
+    if speed and step > 0 and tokens > 0:
+        eta = max(0, run.max_steps - step) * (tokens / step) / speed
+    Run.objects.filter(pk=run.pk).update(
+        step=step, tokens=tokens, tokens_per_s=speed, eta_seconds=eta, progress_at=timezone.now()
+    )
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The trainer's status.json, or {} when it is missing or half-written."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open(errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines))
+    except FileNotFoundError:
+        return ""

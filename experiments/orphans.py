@@ -1,0 +1,66 @@
+"""Finding trainer processes on this host by the attempt id in their environment, and killing the ones
+no live attempt owns (their worker died, or a lease expired). Linux /proc only; elsewhere finds nothing."""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.launcher import ATTEMPT_ENV, HOST_ENV
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class TrainerProcess:
+    pid: int
+    pgid: int
+    attempt_id: int
+    host: str
+
+
+def _environ(pid_dir: Path) -> dict[str, str]:
+    try:
+        raw = (pid_dir / "environ").read_bytes()
+    except OSError:  # gone, or not ours
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+
+
+def trainer_processes() -> list[TrainerProcess]:
+    """Every process of this user that was started for an attempt (children of trainers included)."""
+    found = []
+    for pid_dir in PROC.glob("[0-9]*"):
+        env = _environ(pid_dir)
+        if ATTEMPT_ENV not in env or not env[ATTEMPT_ENV].isdigit():
+            continue
+        pid = int(pid_dir.name)
+        if pid == os.getpid():
+            continue
+        try:
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            continue
+        found.append(TrainerProcess(pid=pid, pgid=pgid, attempt_id=int(env[ATTEMPT_ENV]), host=env.get(HOST_ENV, "")))
+    return found
+
+
+def kill_groups(processes: list[TrainerProcess]) -> int:
+    """SIGKILL the process groups of ``processes``; returns how many groups were signalled."""
+    killed = 0
+    for pgid in {process.pgid for process in processes}:
+        if pgid == os.getpgrp():  # never our own group (a trainer started by submitit shares the job's)
+            continue
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def kill_attempt(attempt_id: int) -> int:
+    """Kill whatever still runs on this host for one attempt."""
+    return kill_groups([process for process in trainer_processes() if process.attempt_id == attempt_id])

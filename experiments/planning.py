@@ -1,0 +1,220 @@
+"""Turning a study request into arms and fully resolved run configs, without writing anything.
+
+``plan_study`` is what the "new study" page previews (composed patch, conflicts, estimated GPU-hours)
+and what ``services.study_launch`` persists. Bad input raises django ``ValidationError`` keyed by field;
+conflicts are *returned* (``plan.conflicts``) so they can be shown, and ``study_launch`` refuses them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Avg
+
+from experiments import composition
+from experiments.composition import ArmSpec, Conflict, IdeaPatch
+from experiments.models import Backend, Baseline, Run, RunStatus, Study
+from ideas.models import Idea
+from ideas.patches import validate_recipe_patch
+from modelzoo.config import ConfigError, apply_overrides, load_recipe, validate_patch
+
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 16
+MAX_STEPS = 1_000_000
+MAX_IDEAS = 16
+_BASELINE_REF = re.compile(r"^(?P<name>[-\w]+)(?:@(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run to create: a seed, the trainer's ``--set`` overrides and the resolved config."""
+
+    seed: int
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+    config_hash: str
+    arm_names: tuple[str, ...]
+    idea_keys: tuple[str, ...]
+
+
+@dataclass
+class StudyPlan:
+    kind: str
+    baseline: Baseline
+    ideas: list[Idea]
+    patches: list[IdeaPatch]
+    seeds: list[int]
+    max_steps: int
+    leave_one_out: bool
+    resolutions: dict[str, Any]
+    backend: str
+    conflicts: list[Conflict] = field(default_factory=list)
+    arms: list[ArmSpec] = field(default_factory=list)
+    runs: list[PlannedRun] = field(default_factory=list)
+    tokens_per_run: int = 0
+    estimated_gpu_hours: float | None = None
+
+    @property
+    def composed_patch(self) -> dict[str, Any]:
+        """The 'all ideas' patch (for integration) with conflicting keys showing the first idea's value
+        unless resolved; for display next to the conflicts."""
+        merged: dict[str, Any] = {}
+        for patch in self.patches:
+            for key, value in patch.patch.items():
+                merged.setdefault(key, value)
+        merged.update({key: value for key, value in self.resolutions.items() if key in merged})
+        return merged
+
+
+def resolve_baseline(ref: str | Baseline) -> Baseline:
+    """``name`` (latest version) or ``name@N`` → Baseline; ValidationError on ``baseline`` otherwise."""
+    if isinstance(ref, Baseline):
+        return ref
+    match = _BASELINE_REF.match(ref or "") if isinstance(ref, str) else None
+    if match is None:
+        raise ValidationError({"baseline": f"baseline must look like 'name' or 'name@version', got {ref!r}"})
+    versions = Baseline.objects.filter(name=match["name"])
+    if match["version"]:
+        versions = versions.filter(version=int(match["version"]))
+    baseline = versions.order_by("-version").first()
+    if baseline is None:
+        known = ", ".join(sorted(set(Baseline.objects.values_list("name", flat=True)))) or "none"
+        raise ValidationError({"baseline": f"unknown baseline {ref!r} (known: {known})"})
+    return baseline
+
+
+def _checked_ideas(kind: str, keys: Any) -> list[Idea]:
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(key, str) for key in keys):
+        raise ValidationError({"ideas": "ideas must be a list of idea keys such as 'IDEA-0042'"})
+    minimum = 2 if kind == Study.Kind.INTEGRATION else 1
+    if not minimum <= len(keys) <= MAX_IDEAS:
+        raise ValidationError({"ideas": f"a {kind} study needs {minimum} to {MAX_IDEAS} ideas, got {len(keys)}"})
+    duplicates = sorted({key for key in keys if list(keys).count(key) > 1})
+    if duplicates:
+        raise ValidationError({"ideas": f"idea {duplicates[0]} is listed twice"})
+    found = {idea.key: idea for idea in Idea.objects.filter(key__in=keys).select_related("area")}
+    unknown = [key for key in keys if key not in found]
+    if unknown:
+        noun = "idea key" if len(unknown) == 1 else "idea keys"
+        raise ValidationError({"ideas": f"unknown {noun} {', '.join(unknown)}"})
+    return [found[key] for key in keys]
+
+
+def _field_errors(kind: Any, seeds: Any, max_steps: Any, leave_one_out: Any, backend: Any) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if kind not in Study.Kind.values:
+        errors["kind"] = f"kind must be one of {', '.join(Study.Kind.values)}, got {kind!r}"
+    if not isinstance(seeds, (list, tuple)) or not 1 <= len(seeds) <= MAX_SEEDS:
+        errors["seeds"] = f"seeds must be a list of 1 to {MAX_SEEDS} integers"
+    elif bad := [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]:
+        errors["seeds"] = f"seed {bad[0]!r} is out of range: seeds are integers from 0 to {MAX_SEED}"
+    elif len(set(seeds)) != len(seeds):
+        errors["seeds"] = "seeds must be distinct"
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_STEPS:
+        errors["max_steps"] = f"max_steps must be an integer from 1 to {MAX_STEPS}, got {max_steps!r}"
+    if not isinstance(leave_one_out, bool):
+        errors["leave_one_out"] = f"leave_one_out must be true or false, got {leave_one_out!r}"
+    elif leave_one_out and kind == Study.Kind.ABLATION:
+        errors["leave_one_out"] = "leave-one-out arms exist only in integration studies"
+    if backend is not None and backend not in Backend.values:
+        errors["backend"] = f"backend must be one of {', '.join(Backend.values)}, got {backend!r}"
+    return errors
+
+
+def _patch_errors(ideas: list[Idea]) -> list[str]:
+    errors = [f"{idea.key}: {message}" for idea in ideas for message in validate_recipe_patch(idea.recipe_patch)]
+    return errors + composition.controlled_key_errors([IdeaPatch(idea.key, idea.recipe_patch) for idea in ideas])
+
+
+def _resolution_errors(patches: list[IdeaPatch], resolutions: Any) -> list[str]:
+    if not isinstance(resolutions, Mapping):
+        return ["resolutions must be an object of dotted key -> chosen value"]
+    errors = composition.resolution_errors(patches, resolutions)
+    return errors or [f"resolutions: {message}" for message in validate_patch(dict(resolutions))]
+
+
+def measured_tokens_per_s(baseline: Baseline) -> float | None:
+    """Mean throughput of finished runs on this baseline's recipe, the basis of GPU-hour forecasts."""
+    runs = Run.objects.filter(recipe=baseline.recipe, status=RunStatus.SUCCEEDED, tokens_per_s__gt=0)
+    return runs.aggregate(mean=Avg("tokens_per_s"))["mean"]
+
+
+def plan_study(
+    *,
+    kind: str,
+    baseline: str | Baseline,
+    ideas: Sequence[str],
+    seeds: Sequence[int],
+    max_steps: int,
+    leave_one_out: bool = False,
+    resolutions: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+) -> StudyPlan:
+    """Validate a study request and derive its arms and runs (one per distinct config)."""
+    errors = _field_errors(kind, seeds, max_steps, leave_one_out, backend)
+    if errors:
+        raise ValidationError(errors)
+    resolved_baseline = resolve_baseline(baseline)
+    idea_rows = _checked_ideas(kind, ideas)
+    patches = [IdeaPatch(idea.key, dict(idea.recipe_patch)) for idea in idea_rows]
+    resolutions = dict(resolutions or {})
+    if patch_errors := _patch_errors(idea_rows):
+        raise ValidationError({"ideas": patch_errors})
+    if resolution_errors := _resolution_errors(patches, resolutions):
+        raise ValidationError({"resolutions": resolution_errors})
+
+    plan = StudyPlan(
+        kind=kind,
+        baseline=resolved_baseline,
+        ideas=idea_rows,
+        patches=patches,
+        seeds=list(seeds),
+        max_steps=max_steps,
+        leave_one_out=leave_one_out,
+        resolutions=resolutions,
+        backend=backend or resolved_baseline.backend,
+    )
+    if kind == Study.Kind.INTEGRATION:
+        plan.conflicts = [c for c in composition.find_conflicts(patches) if c.key not in resolutions]
+        if plan.conflicts:
+            return plan
+    plan.arms = composition.derive_arms(kind, patches, leave_one_out=leave_one_out, resolutions=resolutions)
+    plan.runs = _planned_runs(resolved_baseline, plan.arms, plan.seeds, max_steps)
+    recipe = plan.runs[0].config
+    plan.tokens_per_run = max_steps * recipe["train"]["batch_size"] * recipe["train"]["seq_len"]
+    throughput = measured_tokens_per_s(resolved_baseline)
+    if throughput:
+        plan.estimated_gpu_hours = len(plan.runs) * plan.tokens_per_run / throughput / 3600
+    return plan
+
+
+def _planned_runs(baseline: Baseline, arms: list[ArmSpec], seeds: list[int], max_steps: int) -> list[PlannedRun]:
+    """Resolve every arm × seed with modelzoo; identical configs collapse into one run shared by arms."""
+    try:
+        recipe = load_recipe(baseline.recipe)
+    except ConfigError as error:
+        raise ValidationError({"baseline": f"{baseline.label}: {error}"}) from None
+    by_hash: dict[str, PlannedRun] = {}
+    errors: list[str] = []
+    for arm in arms:
+        for seed in seeds:
+            overrides = {**baseline.overrides, **arm.patch, "train.seed": seed, "train.max_steps": max_steps}
+            try:
+                resolved = apply_overrides(recipe, overrides)
+            except ConfigError as error:
+                errors.append(f"arm {arm.name}: {error}")
+                break
+            digest = resolved.config_hash()
+            if digest in by_hash:
+                known = by_hash[digest]
+                by_hash[digest] = PlannedRun(
+                    known.seed, known.overrides, known.config, digest, (*known.arm_names, arm.name), known.idea_keys
+                )
+            else:
+                by_hash[digest] = PlannedRun(seed, overrides, resolved.to_dict(), digest, (arm.name,), arm.idea_keys)
+    if errors:
+        raise ValidationError({"ideas": errors})
+    return list(by_hash.values())

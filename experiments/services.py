@@ -1,0 +1,185 @@
+"""User-facing writes: baselines, study launches, cancel and resume. One transaction each; start
+messages leave only after commit. Errors: see ``experiments.errors``."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from experiments import attempts
+from experiments.composition import ConflictError
+from experiments.errors import RunStateConflict
+from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
+from experiments.permissions import can_launch_study, can_manage_study
+from experiments.planning import StudyPlan, plan_study
+from modelzoo.config import ConfigError, apply_overrides, load_recipe
+
+
+@transaction.atomic
+def baseline_save(
+    *,
+    name: str,
+    recipe: str,
+    overrides: Mapping[str, Any] | None = None,
+    backend: str = Backend.LOCAL,
+    description: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Baseline:
+    """Save ``name`` as its next version. Saving exactly the latest content again returns that version
+    instead of adding an identical one. The recipe and overrides are checked with modelzoo."""
+    overrides = dict(overrides or {})
+    if backend not in Backend.values:
+        raise ValidationError({"backend": f"backend must be one of {', '.join(Backend.values)}, got {backend!r}"})
+    try:
+        apply_overrides(load_recipe(recipe), overrides)
+    except ConfigError as error:
+        raise ValidationError({"overrides" if overrides else "recipe": str(error)}) from None
+    latest = Baseline.objects.select_for_update().filter(name=name).order_by("-version").first()
+    if latest and (latest.recipe, latest.overrides, latest.backend) == (recipe, overrides, backend):
+        return latest
+    baseline = Baseline(
+        name=name,
+        version=(latest.version + 1) if latest else 1,
+        recipe=recipe,
+        overrides=overrides,
+        backend=backend,
+        description=description,
+        created_by=user,
+    )
+    baseline.full_clean()
+    baseline.save()
+    return baseline
+
+
+def _default_title(plan: StudyPlan) -> str:
+    keys = ", ".join(idea.key for idea in plan.ideas)
+    return f"{plan.kind.capitalize()} of {keys} on {plan.baseline.label}"
+
+
+@transaction.atomic
+def study_launch(
+    *,
+    user: AbstractBaseUser,
+    kind: str,
+    baseline: str | Baseline,
+    ideas: Sequence[str],
+    seeds: Sequence[int],
+    max_steps: int,
+    leave_one_out: bool = False,
+    resolutions: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    title: str = "",
+) -> Study:
+    """Create the study, its arms, runs (one per distinct config) and first attempts, then queue them.
+
+    ``baseline`` is ``"name"`` (latest version) or ``"name@N"``; ``ideas`` are keys in composition order.
+    Raises ValidationError (bad field), ConflictError (unresolved conflicts), PermissionDenied.
+    """
+    plan = plan_study(
+        kind=kind,
+        baseline=baseline,
+        ideas=ideas,
+        seeds=seeds,
+        max_steps=max_steps,
+        leave_one_out=leave_one_out,
+        resolutions=resolutions,
+        backend=backend,
+    )
+    if not can_launch_study(user, plan.ideas):
+        raise PermissionDenied("only the PIC and volunteers of every idea's area (or staff) may launch this study")
+    if plan.conflicts:
+        raise ConflictError(plan.conflicts)
+    study = Study.objects.create(
+        title=title.strip()[:200] or _default_title(plan),
+        kind=plan.kind,
+        baseline=plan.baseline,
+        seeds=plan.seeds,
+        max_steps=plan.max_steps,
+        leave_one_out=plan.leave_one_out,
+        resolutions=plan.resolutions,
+        backend=plan.backend,
+        created_by=user,
+    )
+    StudyIdea.objects.bulk_create(
+        StudyIdea(study=study, idea=idea, position=index, patch=idea.recipe_patch)
+        for index, idea in enumerate(plan.ideas)
+    )
+    arms = {
+        spec.name: Arm.objects.create(
+            study=study, name=spec.name, kind=spec.kind, position=index, idea_keys=list(spec.idea_keys), patch=spec.patch
+        )
+        for index, spec in enumerate(plan.arms)
+    }
+    for planned in plan.runs:
+        run = Run.objects.create(
+            study=study,
+            seed=planned.seed,
+            recipe=plan.baseline.recipe,
+            overrides=planned.overrides,
+            config=planned.config,
+            config_hash=planned.config_hash,
+            backend=plan.backend,
+            wandb_tags=list(planned.idea_keys),
+            max_steps=plan.max_steps,
+        )
+        for arm_name in planned.arm_names:
+            arms[arm_name].runs.add(run)
+        attempts.attempt_create(run=run)
+    return study
+
+
+def _run_for_update(run: Run | int) -> Run:
+    return Run.objects.select_for_update().select_related("study").get(pk=getattr(run, "pk", run))
+
+
+@transaction.atomic
+def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
+    """Cancel a run: a queued attempt is cancelled at once; a starting/running one is asked to stop
+    (its worker sends SIGTERM to the trainer's process group, SIGKILL after the grace period).
+    Raises RunStateConflict if the run is not live."""
+    run = _run_for_update(run)
+    if not can_manage_study(user, run.study):
+        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may cancel it")
+    attempt = run.attempts.select_for_update().filter(state__in=(RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)).first()
+    if attempt is None:
+        raise RunStateConflict(run.public_id, run.status, "cancel")
+    now = timezone.now()
+    if attempt.state == RunStatus.QUEUED:
+        Attempt.objects.filter(pk=attempt.pk).update(
+            state=RunStatus.CANCELLED, cancel_requested_at=now, finished_at=now, reason=f"cancelled by {user}"
+        )
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=now)
+    else:
+        Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {user}")
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def run_resume(*, run: Run | int, user: AbstractBaseUser) -> Attempt:
+    """Queue a new attempt of a failed, cancelled or preempted run; it resumes from the last checkpoint.
+    Raises RunStateConflict if the run is live or already succeeded."""
+    run = _run_for_update(run)
+    if not can_manage_study(user, run.study):
+        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may resume it")
+    if run.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.SUCCEEDED):
+        raise RunStateConflict(run.public_id, run.status, "resume")
+    return attempts.attempt_create(run=run)
+
+
+def study_cancel(*, study: Study, user: AbstractBaseUser) -> int:
+    """Cancel every live run of a study; returns how many were live."""
+    live = study.runs.filter(status__in=(RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING))
+    count = 0
+    for run_id in live.values_list("pk", flat=True):
+        try:
+            run_cancel(run=run_id, user=user)
+        except RunStateConflict:
+            continue  # finished between the listing and the cancel
+        count += 1
+    return count
+

@@ -1,0 +1,138 @@
+"""Executing one attempt on this worker: claim it, start the trainer, watch it until it exits.
+
+Every ``FLIGHTDECK_MONITOR_SECONDS`` the watch loop upserts new metrics, extends the attempt's lease and
+checks for a cancel request (SIGTERM to the trainer, SIGKILL after ``FLIGHTDECK_CANCEL_GRACE_SECONDS``).
+If the lease was taken away (the reconciler decided this worker was lost) the trainer is killed at once,
+because a new attempt is about to resume the same run directory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from experiments import attempts, dispatch, launcher, monitor
+from experiments.attempts import ClaimOutcome
+from experiments.backends import TrainerBackend, TrainerHandle, backend_for
+from experiments.models import Attempt, RunStatus
+from experiments.slots import host_slot_ids
+
+log = logging.getLogger(__name__)
+
+SLOT_RETRY_SECONDS = 5
+EXIT_OK, EXIT_TRAINING_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # docs/contracts.md
+
+
+def execute_attempt(attempt_id: int) -> None:
+    """Run attempt ``attempt_id`` to its end if it is still queued; otherwise do nothing (duplicate message)."""
+    backend_name = Attempt.objects.filter(pk=attempt_id).values_list("backend", flat=True).first()
+    if backend_name is None:
+        return
+    backend = backend_for(backend_name)
+    host = settings.FLIGHTDECK_HOST
+    claim = attempts.attempt_claim(
+        attempt_id, host=host, slot_ids=host_slot_ids() if backend.needs_slot else None, devices=backend.devices()
+    )
+    if claim.outcome is ClaimOutcome.NO_SLOT:
+        if dispatch.send_start(attempt_id, backend_name, countdown=SLOT_RETRY_SECONDS):
+            attempts.attempt_mark_enqueued(attempt_id)
+        return
+    if claim.outcome is ClaimOutcome.CLAIMED:
+        Supervision(claim.attempt, backend, host).run()
+
+
+class Supervision:
+    def __init__(self, attempt: Attempt, backend: TrainerBackend, host: str):
+        self.attempt = attempt
+        self.run_row = attempt.run
+        self.backend = backend
+        self.host = host
+        self.terminated_at: float | None = None
+        self.parent_pid = os.getppid()
+
+    def run(self) -> None:
+        launch = launcher.trainer_launch(self.attempt)
+        resumed_from = launcher.latest_checkpoint_step(launch.run_dir)
+        try:
+            handle = self.backend.start(launch)
+        except Exception as error:  # noqa: BLE001 - an unstartable trainer fails this attempt, not the worker
+            log.exception("attempt %s: could not start the trainer", self.attempt.pk)
+            self._finish(RunStatus.FAILED, f"could not start the trainer: {error}", None, launch)
+            return
+        revision, dirty = launcher.code_revision()
+        try:
+            if not attempts.attempt_started(
+                self.attempt.pk,
+                pid=handle.pid,
+                pgid=handle.pgid,
+                external_id=handle.external_id,
+                code_revision=revision,
+                code_dirty=dirty,
+                resumed_from_step=resumed_from,
+            ):
+                return  # taken away between claim and start (lease expired): the finally kills the trainer
+            exit_code, lease_lost = self._watch(handle, monitor.MetricsTail(launch.run_dir / "metrics.jsonl"))
+            if lease_lost:
+                log.warning("attempt %s: lease lost, trainer killed", self.attempt.pk)
+                return
+            state, reason = self._outcome(exit_code, handle, launch)
+            self._finish(state, reason, exit_code, launch)
+        finally:
+            handle.kill()  # also reaps whatever the trainer left behind in its process group
+
+    def _watch(self, handle: TrainerHandle, tail: monitor.MetricsTail) -> tuple[int, bool]:
+        """Poll until the trainer exits; returns (exit code, lease lost)."""
+        interval = settings.FLIGHTDECK_MONITOR_SECONDS
+        while True:
+            exit_code = handle.poll()
+            try:
+                monitor.ingest(self.run_row, tail.read_new())
+                beat = attempts.attempt_heartbeat(self.attempt.pk, host=self.host)
+            except DatabaseError:
+                log.warning("attempt %s: database unavailable, retrying", self.attempt.pk, exc_info=True)
+                beat = attempts.Heartbeat(alive=True, cancel_requested=False)
+            if not beat.alive:
+                handle.kill()
+                return -1, True
+            if exit_code is not None:
+                return exit_code, False
+            self._stop_if_asked(handle, beat.cancel_requested)
+            time.sleep(interval)
+
+    def _stop_if_asked(self, handle: TrainerHandle, cancel_requested: bool) -> None:
+        # A prefork pool child whose worker died is re-parented; wind the trainer down so it checkpoints.
+        worker_gone = os.getppid() != self.parent_pid
+        if (cancel_requested or worker_gone) and self.terminated_at is None:
+            handle.terminate()
+            self.terminated_at = time.monotonic()
+        elif self.terminated_at and time.monotonic() - self.terminated_at > settings.FLIGHTDECK_CANCEL_GRACE_SECONDS:
+            handle.kill()
+
+    def _outcome(self, exit_code: int, handle: TrainerHandle, launch: launcher.TrainerLaunch) -> tuple[str, str]:
+        cancel_requested = Attempt.objects.filter(pk=self.attempt.pk, cancel_requested_at__isnull=False).exists()
+        status = monitor.read_status(launch.run_dir)
+        said = status.get("status")
+        reason = str(status.get("reason") or "")
+        if cancel_requested:
+            return RunStatus.CANCELLED, f"cancelled at step {status.get('step', '?')}"
+        if exit_code == EXIT_OK and said == "succeeded":
+            return RunStatus.SUCCEEDED, reason or f"finished {status.get('step', '?')} steps"
+        if exit_code == EXIT_OK and said == "preempted":
+            return RunStatus.PREEMPTED, reason or f"preempted at step {status.get('step', '?')}; resuming"
+        if exit_code == EXIT_BAD_INPUT:
+            return RunStatus.FAILED, f"the trainer refused its input: {reason or 'see the log'}"
+        backend_reason = handle.failure_reason()
+        if backend_reason:
+            return RunStatus.FAILED, backend_reason
+        if exit_code < 0:
+            return RunStatus.FAILED, f"the trainer was killed by signal {-exit_code}"
+        return RunStatus.FAILED, reason or f"the trainer exited with code {exit_code} (status {said or 'missing'})"
+
+    def _finish(self, state: str, reason: str, exit_code: int | None, launch: launcher.TrainerLaunch) -> None:
+        tail = monitor.log_tail(launch.log_path) if state == RunStatus.FAILED else ""
+        attempts.attempt_finish(
+            self.attempt.pk, host=self.host, state=state, reason=reason, exit_code=exit_code, log_tail=tail
+        )

@@ -1,0 +1,24 @@
+"""Celery tasks: ids in, one call out. Start messages are acknowledged early (``acks_late=False``): the
+attempt row, its lease and heartbeat are the truth, so a run longer than the broker's visibility timeout
+is never redelivered and started twice; a lost message is re-sent by the reconciler instead."""
+from celery import shared_task
+from celery.signals import worker_ready
+
+from experiments import reconciler, supervisor
+
+
+@shared_task(acks_late=False, ignore_result=True, queue="gpu")
+def execute_attempt(attempt_id: int) -> None:
+    """Claim and run one attempt on this worker (queue ``gpu`` for local runs, ``slurm`` for Slurm jobs)."""
+    supervisor.execute_attempt(attempt_id)
+
+
+@shared_task(ignore_result=True)
+def reconcile() -> None:
+    reconciler.reconcile()
+
+
+@worker_ready.connect
+def _kill_orphans_on_start(**_: object) -> None:
+    # A worker that starts after a crash on this host removes trainers the crashed one left behind.
+    reconciler.kill_orphans()

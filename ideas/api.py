@@ -1,0 +1,152 @@
+"""REST API (/api/v1/): parse with a serializer, call one service or selector, answer.
+
+Service errors map to HTTP here and nowhere else: ValidationError → 400 (keyed by field),
+PermissionDenied → 403, unknown key/slug → 404, IllegalTransition → 409 with the allowed targets.
+"""
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ideas import selectors, services
+from ideas.errors import IllegalTransition
+from ideas.models import Area, Idea
+from ideas.serializers import (
+    AreaCreateSerializer,
+    AreaSerializer,
+    CommentInputSerializer,
+    CommentSerializer,
+    IdeaCreateSerializer,
+    IdeaDetailSerializer,
+    IdeaListQuerySerializer,
+    IdeaSerializer,
+    IdeaUpdateSerializer,
+    IllegalTransitionSerializer,
+    TransitionInputSerializer,
+    TransitionSerializer,
+)
+
+_ERRORS = {
+    400: OpenApiResponse(description="Invalid input; the body names each offending field."),
+    403: OpenApiResponse(description="Not allowed for this user."),
+    404: OpenApiResponse(description="Unknown key or slug."),
+}
+
+
+class IdeasAPIView(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, IllegalTransition):
+            body = {"detail": str(exc), "from_status": exc.from_status, "to_status": exc.to_status,
+                    "allowed": exc.allowed}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, DjangoValidationError):
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            exc = serializers.ValidationError(detail)
+        return super().handle_exception(exc)
+
+    def parse(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=data, **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def idea(self) -> Idea:
+        return selectors.idea_get_for_user(key=self.kwargs["key"], user=self.request.user)
+
+
+class AreaListView(mixins.ListModelMixin, IdeasAPIView):
+    serializer_class = AreaSerializer
+
+    def get_queryset(self) -> QuerySet[Area]:
+        return selectors.areas_overview()
+
+    def get(self, request: Request) -> Response:
+        return self.list(request)
+
+    @extend_schema(request=AreaCreateSerializer, responses={201: AreaSerializer, **_ERRORS})
+    def post(self, request: Request) -> Response:
+        area = services.area_create(by=request.user, **self.parse(AreaCreateSerializer, request.data))
+        return Response(AreaSerializer(area).data, status=status.HTTP_201_CREATED)
+
+
+class AreaDetailView(IdeasAPIView):
+    queryset = Area.objects.all()
+    serializer_class = AreaSerializer
+    lookup_field = "slug"
+
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(AreaSerializer(selectors.area_get_for_user(slug=slug, user=request.user)).data)
+
+
+class IdeaListView(mixins.ListModelMixin, IdeasAPIView):
+    serializer_class = IdeaSerializer
+
+    def get_queryset(self) -> QuerySet[Idea]:
+        query = self.parse(IdeaListQuerySerializer, self.request.query_params)
+        query.pop("page", None)
+        return selectors.idea_list(filters=selectors.IdeaFilters(**query))
+
+    @extend_schema(parameters=[IdeaListQuerySerializer])
+    def get(self, request: Request) -> Response:
+        return self.list(request)
+
+    @extend_schema(request=IdeaCreateSerializer, responses={201: IdeaDetailSerializer, **_ERRORS})
+    def post(self, request: Request) -> Response:
+        idea = services.idea_create(submitter=request.user, **self.parse(IdeaCreateSerializer, request.data))
+        return Response(IdeaDetailSerializer(idea).data, status=status.HTTP_201_CREATED)
+
+
+class IdeaDetailView(IdeasAPIView):
+    queryset = Idea.objects.all()
+    serializer_class = IdeaDetailSerializer
+    lookup_field = "key"
+
+    def get(self, request: Request, key: str) -> Response:
+        return Response(IdeaDetailSerializer(self.idea()).data)
+
+    @extend_schema(request=IdeaUpdateSerializer, responses={200: IdeaDetailSerializer, **_ERRORS})
+    def patch(self, request: Request, key: str) -> Response:
+        changes = self.parse(IdeaUpdateSerializer, request.data, partial=True)
+        idea = services.idea_update(idea=self.idea(), by=request.user, changes=changes)
+        return Response(IdeaDetailSerializer(idea).data)
+
+
+class IdeaTransitionView(IdeasAPIView):
+    queryset = Idea.objects.all()
+    serializer_class = TransitionSerializer
+    lookup_field = "key"
+
+    @extend_schema(
+        request=TransitionInputSerializer,
+        responses={201: TransitionSerializer, 409: IllegalTransitionSerializer, **_ERRORS},
+    )
+    def post(self, request: Request, key: str) -> Response:
+        data = self.parse(TransitionInputSerializer, request.data)
+        decision = services.DecisionInput(**data["decision"]) if data["decision"] else None
+        transition = services.idea_transition(
+            idea=self.idea(), to_status=data["to"], by=request.user, note=data["note"], decision=decision
+        )
+        return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
+
+
+class IdeaCommentsView(IdeasAPIView):
+    queryset = Idea.objects.all()
+    serializer_class = CommentSerializer
+    lookup_field = "key"
+    pagination_class = None
+
+    @extend_schema(responses={200: CommentSerializer(many=True)})
+    def get(self, request: Request, key: str) -> Response:
+        return Response(CommentSerializer(selectors.idea_comments(self.idea()), many=True).data)
+
+    @extend_schema(request=CommentInputSerializer, responses={201: CommentSerializer, **_ERRORS})
+    def post(self, request: Request, key: str) -> Response:
+        body = self.parse(CommentInputSerializer, request.data)["body"]
+        comment = services.comment_create(idea=self.idea(), author=request.user, body=body)
+        return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,169 @@
+"""Reads from the ideas domain. Querysets come with the joins their pages need, so counts stay constant."""
+import re
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from ideas import permissions
+from ideas.lifecycle import BOARD_COLUMNS, OPEN_STATES, Status
+from ideas.models import Activity, Area, AreaMembership, Comment, Idea, Notification, Tag, Transition
+
+_KEY_RE = re.compile(r"^\s*idea-0*(\d{1,9})\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class IdeaFilters:
+    """What the idea list can be narrowed by; empty values mean "any"."""
+
+    area: str = ""  # area slug
+    status: str = ""
+    pic: str = ""  # username of the area's PIC
+    tag: str = ""
+    q: str = ""
+
+
+def parse_idea_key(text: str) -> int | None:
+    """The idea number in ``IDEA-0042`` (any case, leading zeros optional), or None."""
+    match = _KEY_RE.match(text)
+    return int(match.group(1)) if match else None
+
+
+def _require_member(user: AbstractBaseUser) -> None:
+    if not permissions.is_member(user):
+        raise PermissionDenied("sign in to see ideas")
+
+
+def idea_get_for_user(*, key: str, user: AbstractBaseUser) -> Idea:
+    """The idea behind ``key`` as ``user`` may see it, with area, PIC and submitter joined; 404 if unknown."""
+    _require_member(user)
+    number = parse_idea_key(key)
+    idea = None
+    if number is not None:
+        idea = Idea.objects.select_related("area", "area__pic", "submitter").filter(number=number).first()
+    if idea is None:
+        raise Http404(f"no idea with key {key!r}")
+    return idea
+
+
+def area_by_slug(slug: str) -> Area | None:
+    return Area.objects.filter(slug=slug).first() if slug else None
+
+
+def areas_with_pic() -> list[Area]:
+    return list(Area.objects.select_related("pic").order_by("name"))
+
+
+def areas_piloted_by(user: AbstractBaseUser) -> list[Area]:
+    return list(Area.objects.filter(pic=user).order_by("name"))
+
+
+def volunteered_area_ids(user: AbstractBaseUser) -> set[int]:
+    return set(AreaMembership.objects.filter(user=user).values_list("area_id", flat=True))
+
+
+def tag_names() -> list[str]:
+    return list(Tag.objects.order_by("name").values_list("name", flat=True))
+
+
+def area_get_for_user(*, slug: str, user: AbstractBaseUser) -> Area:
+    _require_member(user)
+    area = Area.objects.select_related("pic").filter(slug=slug).first()
+    if area is None:
+        raise Http404(f"no area {slug!r}")
+    return area
+
+
+def idea_search(queryset: QuerySet[Idea], text: str) -> QuerySet[Idea]:
+    """Ideas matching ``text`` in key, title, summary or tags. PostgreSQL: full-text search with stemming;
+    other databases: case-insensitive substring match. A pasted key always matches exactly."""
+    text = text.strip()
+    if not text:
+        return queryset
+    number = parse_idea_key(text)
+    if number is not None:
+        return queryset.filter(number=number)
+    tag_match = Exists(Tag.objects.filter(ideas=OuterRef("pk"), name__iexact=text))
+    if connection.vendor == "postgresql":
+        query = SearchQuery(text, search_type="websearch", config="english")
+        vector = SearchVector("key", "title", "summary", config="english")
+        return queryset.annotate(_search=vector).filter(Q(_search=query) | tag_match)
+    return queryset.filter(Q(key__icontains=text) | Q(title__icontains=text) | Q(summary__icontains=text) | tag_match)
+
+
+def idea_list(*, filters: IdeaFilters = IdeaFilters()) -> QuerySet[Idea]:
+    """Ideas, newest first, filtered; joins area, PIC, submitter and prefetches tags."""
+    ideas = Idea.objects.select_related("area", "area__pic", "submitter").prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("name"))
+    )
+    if filters.area:
+        ideas = ideas.filter(area__slug=filters.area)
+    if filters.status:
+        ideas = ideas.filter(status=filters.status)
+    if filters.pic:
+        ideas = ideas.filter(area__pic__username=filters.pic)
+    if filters.tag:
+        ideas = ideas.filter(tags__name=filters.tag)
+    return idea_search(ideas, filters.q).order_by("-number")
+
+
+def ideas_submitted_by(user: AbstractBaseUser, limit: int = 10) -> list[Idea]:
+    return list(idea_list().filter(submitter=user)[:limit])
+
+
+def triage_queue(user: AbstractBaseUser, limit: int = 20) -> list[Idea]:
+    """Submitted ideas waiting for triage in the areas ``user`` pilots."""
+    return list(idea_list().filter(area__pic=user, status=Status.SUBMITTED).order_by("number")[:limit])
+
+
+def recent_activity(limit: int = 15) -> list[Activity]:
+    return list(
+        Activity.objects.select_related("idea", "actor", "transition", "comment").order_by("-created_at", "-id")[
+            :limit
+        ]
+    )
+
+
+def notifications_for(user: AbstractBaseUser, limit: int = 10) -> list[Notification]:
+    return list(
+        Notification.objects.filter(recipient=user)
+        .select_related("activity", "activity__idea", "activity__actor", "activity__transition")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def idea_timeline(idea: Idea) -> list[Transition]:
+    return list(idea.transitions.select_related("actor", "decision").order_by("created_at", "id"))
+
+
+def idea_comments(idea: Idea) -> list[Comment]:
+    return list(idea.comments.select_related("author").order_by("created_at", "id"))
+
+
+def idea_is_watched_by(idea: Idea, user: AbstractBaseUser) -> bool:
+    return idea.watchers.filter(pk=user.pk).exists()
+
+
+def area_board(area: Area) -> list[tuple[str, str, list[Idea]]]:
+    """(status, label, ideas) for each board column of ``area``, in lifecycle order."""
+    by_status: dict[str, list[Idea]] = {status: [] for status in BOARD_COLUMNS}
+    for idea in area.ideas.select_related("submitter").prefetch_related("tags").order_by("number"):
+        by_status[idea.status].append(idea)
+    return [(status, Status(status).label, by_status[status]) for status in BOARD_COLUMNS]
+
+
+def areas_overview() -> QuerySet[Area]:
+    """All areas with PIC, volunteers, recent handovers and idea counts (open and total)."""
+    return (
+        Area.objects.select_related("pic")
+        .prefetch_related("volunteers")
+        .annotate(
+            idea_count=Count("ideas", distinct=True),
+            open_count=Count("ideas", filter=Q(ideas__status__in=OPEN_STATES), distinct=True),
+        )
+        .order_by("name")
+    )

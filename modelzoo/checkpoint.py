@@ -1,0 +1,81 @@
+"""Atomic, self-validating checkpoints in ``<run>/checkpoints/step-N/``.
+
+A checkpoint is written into a hidden temporary directory, every file is fsynced, the ``COMPLETE`` marker
+is written last, and only then is the directory renamed to ``step-N`` (and its parent fsynced). A crash or
+``kill -9`` at any point therefore leaves either no ``step-N`` or a complete one; directories without the
+marker are ignored and temporary leftovers are swept on the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelzoo.atomic_io import fsync_dir, sync_file, write_synced
+
+MARKER = "COMPLETE"
+STATE_FILE = "state.json"
+# Test hook: when set to a step number, the writer of that step's checkpoint sleeps half-way through
+# (after the tensors, before the marker and rename), so a test can kill -9 it at a known point.
+PAUSE_ENV = "FLIGHTDECK_TEST_CHECKPOINT_PAUSE"
+_PAUSE_SECONDS = 60
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+_TEMP_PREFIX = ".tmp-"
+
+
+def complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every complete checkpoint under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = _STEP_DIR.match(entry.name)
+        if match and (entry / MARKER).is_file():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(root: Path) -> tuple[int, Path] | None:
+    checkpoints = complete_checkpoints(root)
+    return checkpoints[-1] if checkpoints else None
+
+
+def save_checkpoint(root: Path, step: int, tensors: dict[str, Any], state: dict[str, Any], keep: int) -> Path:
+    """Write ``tensors`` (one ``<name>.pt`` per key) and JSON ``state`` as ``root/step-<step>``; keep the newest ``keep``."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step}"
+    if (final / MARKER).is_file():  # this exact state is already safely on disk
+        return final
+    for leftover in root.glob(_TEMP_PREFIX + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = root / f"{_TEMP_PREFIX}step-{step}-{os.getpid()}"
+    staging.mkdir()
+    for name, value in tensors.items():
+        with open(staging / f"{name}.pt", "wb") as handle:
+            torch.save(value, handle)
+            sync_file(handle)
+    if os.environ.get(PAUSE_ENV) == str(step):
+        time.sleep(_PAUSE_SECONDS)
+    write_synced(staging / STATE_FILE, json.dumps(state, indent=1).encode())
+    write_synced(staging / MARKER, f"step {step}\n".encode())
+    fsync_dir(staging)
+    if final.exists():  # a marker-less leftover of the same name; it never counted as a checkpoint
+        shutil.rmtree(final)
+    os.rename(staging, final)
+    fsync_dir(root)
+    for _, old in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(directory: Path, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors by name, state) of a complete checkpoint, tensors on the CPU."""
+    tensors = {name: torch.load(directory / f"{name}.pt", map_location="cpu", weights_only=True) for name in names}
+    return tensors, json.loads((directory / STATE_FILE).read_text())

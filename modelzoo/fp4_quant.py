@@ -1,0 +1,125 @@
+"""NVFP4 block quantization: E2M1 elements, one E4M3 scale per block, one float32 scale per tensor.
+
+Following the NVFP4 pretraining recipe (arXiv 2509.25149): with ``amax`` the largest magnitude of the tensor,
+the per-tensor encode scale is ``s_enc = 6 · 448 / amax``; each block stores the E4M3 scale
+``e4m3(amax_block / 6 · s_enc)``; elements are ``x · s_enc / block_scale`` rounded onto E2M1; and decoding
+multiplies back by ``block_scale / s_enc``. The per-tensor scale lifts the block scales into E4M3's range, so the
+largest block gets scale 448 and small blocks keep precision down to E4M3's subnormals.
+
+Blocks are 16 consecutive elements along one axis (``1x16`` for activations and gradients, along the GEMM
+reduction dimension) or 16x16 tiles of the last two dimensions (weights: a tile's scale is the same whether the
+matrix or its transpose is quantized, so forward and backward GEMMs see one quantized weight). Dimensions that
+are not multiples of 16 are zero-padded for blocking and cropped afterwards; zero padding never raises a block's
+amax. All arithmetic is float32, whatever the input dtype; the result is cast back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from modelzoo.fp4_formats import E2M1_MAX, E4M3_MAX, random_bits, round_e2m1_, round_e4m3
+
+BLOCK = 16
+Blocks = Literal["1d", "2d"]
+Rounding = Literal["nearest", "stochastic"]
+
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+@dataclass(frozen=True)
+class NVFP4Tensor:
+    """A quantized tensor in blocked layout ``(batch, row_blocks, block_rows, col_blocks, block_cols)``.
+
+    ``elements`` are E2M1 values (stored as float32), ``block_scales`` the E4M3 scales broadcastable against
+    them, ``tensor_scale`` the float32 encode scale ``s_enc``; ``shape`` is the unpadded shape of the source.
+    """
+
+    elements: torch.Tensor
+    block_scales: torch.Tensor
+    tensor_scale: torch.Tensor
+    shape: torch.Size
+    dtype: torch.dtype
+
+    def dequantize(self) -> torch.Tensor:
+        decode = self.block_scales / self.tensor_scale
+        padded = (self.elements * decode).flatten(3).flatten(1, 2)
+        rows, cols = _matrix_dims(self.shape)
+        return padded[:, :rows, :cols].reshape(self.shape).to(self.dtype)
+
+
+def _matrix_dims(shape: torch.Size) -> tuple[int, int]:
+    """(rows, columns) of ``shape`` read as a batch of matrices; a vector is one row."""
+    if len(shape) == 0:
+        raise ValueError("fake_quantize: x must have at least one dimension, got a 0-d tensor")
+    return (shape[-2] if len(shape) >= 2 else 1), shape[-1]
+
+
+def _block_shape(blocks: Blocks, axis: int) -> tuple[int, int]:
+    if blocks == "2d":
+        return BLOCK, BLOCK
+    if blocks != "1d":
+        raise ValueError(f"fake_quantize: blocks must be '1d' or '2d', got {blocks!r}")
+    if axis == -1:
+        return 1, BLOCK
+    if axis == -2:
+        return BLOCK, 1
+    raise ValueError(f"fake_quantize: 1-D blocks run along axis -1 or -2, got axis={axis}")
+
+
+def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int) -> torch.Tensor:
+    """float32 view ``(batch, rows/br, br, cols/bc, bc)`` of ``x`` (last two dims as the matrix), zero-padded."""
+    rows, cols = _matrix_dims(x.shape)
+    batch = x.shape[:-2].numel()
+    matrix = x.reshape(batch, rows, cols).to(torch.float32)
+    pad_rows, pad_cols = -rows % block_rows, -cols % block_cols
+    if pad_rows or pad_cols:
+        matrix = F.pad(matrix, (0, pad_cols, 0, pad_rows))
+    return matrix.unflatten(2, (-1, block_cols)).unflatten(1, (-1, block_rows))
+
+
+def quantize(
+    x: torch.Tensor,
+    *,
+    blocks: Blocks = "1d",
+    rounding: Rounding = "nearest",
+    generator: torch.Generator | None = None,
+    axis: int = -1,
+) -> NVFP4Tensor:
+    """Quantize ``x`` to NVFP4; 1-D blocks run along ``axis`` (-1 or -2), 2-D blocks tile the last two dims."""
+    if rounding not in ("nearest", "stochastic"):
+        raise ValueError(f"fake_quantize: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
+    if not x.is_floating_point():
+        raise TypeError(f"fake_quantize: x must be a floating-point tensor, got {x.dtype}")
+    blocked = _to_blocked(x, *_block_shape(blocks, axis))
+    magnitude = blocked.abs()
+    block_amax = magnitude.amax(dim=(2, 4), keepdim=True)
+    tensor_amax = block_amax.amax() if block_amax.numel() else blocked.new_zeros(())
+    # Clamping keeps all-zero (and absurdly tiny) tensors finite: their block scales round to 0 and they decode
+    # to exact zeros instead of NaN.
+    tensor_scale = (E2M1_MAX * E4M3_MAX / tensor_amax).clamp(max=_FLOAT32_MAX)
+    block_scales = round_e4m3(block_amax * (tensor_scale / E2M1_MAX))
+    encode = torch.where(block_scales > 0, tensor_scale / block_scales, 0.0).clamp(max=_FLOAT32_MAX)
+    magnitude.mul_(encode)
+    noise = random_bits(magnitude.shape, magnitude.device, generator) if rounding == "stochastic" else None
+    elements = round_e2m1_(magnitude, noise).copysign_(blocked)
+    return NVFP4Tensor(elements, block_scales, tensor_scale, x.shape, x.dtype)
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    *,
+    blocks: Blocks = "1d",
+    rounding: Rounding = "nearest",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """NVFP4-quantize then dequantize ``x``: same shape and dtype.
+
+    ``blocks="1d"``: 16-element blocks along the last dimension; ``"2d"``: 16x16 tiles of the last two
+    dimensions. ``rounding="stochastic"`` draws from ``generator`` (the global RNG when None), so restoring the
+    RNG state reproduces a run bit for bit.
+    """
+    return quantize(x, blocks=blocks, rounding=rounding, generator=generator).dequantize()

@@ -1,0 +1,134 @@
+"""Command line of the trainer (docs/contracts.md, "Trainer CLI"):
+
+    python -m modelzoo.train --recipe NAME_OR_PATH [--set KEY=VALUE ...] --out DIR [--resume]
+           [--wandb-project P] [--wandb-group G] [--wandb-tags a,b] [--wandb-id ID]
+           [--wandb-mode offline|online|disabled]
+
+Run under ``torchrun --nproc-per-node N -m modelzoo.train ...`` for data-parallel training.
+Exit codes: 0 succeeded or cleanly preempted, 1 training failure, 2 bad input. A failure ends with one
+line on stderr (the traceback of an unexpected error goes to ``DIR/train.log``) and ``status.json`` says
+``failed`` with the reason and the last completed step; existing checkpoints are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelzoo.backends import BackendError
+from modelzoo.config import ConfigError, apply_overrides, load_recipe
+from modelzoo.data import CorpusError
+from modelzoo.distributed import Dist, init_distributed, shutdown
+from modelzoo.run_files import RunDirError, RunFiles
+from modelzoo.tracking import WANDB_MODES, TrackingOptions
+from modelzoo.trainer import IncompatibleCheckpoint, Run, RunOptions, StopRequest, TrainingFailure
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+BAD_INPUT = (ConfigError, CorpusError, IncompatibleCheckpoint, RunDirError, BackendError)
+log = logging.getLogger("modelzoo.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m modelzoo.train", description="Train a modelzoo recipe.")
+    parser.add_argument("--recipe", required=True, help="recipe name (modelzoo/recipes/<name>.toml) or path to a TOML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a dotted config key; VALUE is parsed as JSON, else taken as a string")
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint, if any")
+    parser.add_argument("--wandb-project")
+    parser.add_argument("--wandb-group")
+    parser.add_argument("--wandb-tags", default="", help="comma-separated")
+    parser.add_argument("--wandb-id", help="wandb run id (stable across resumes)")
+    parser.add_argument("--wandb-mode", choices=WANDB_MODES,
+                        help="default: WANDB_MODE, else online when WANDB_API_KEY is set, else offline")
+    return parser
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, raw = pair.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. moe.latent_size=32")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def configure_logging(path: Path | None) -> None:
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if path is not None:
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+
+
+def _fail(files: RunFiles, ctx: Dist | None, message: str, step: int, max_steps: int) -> None:
+    """Record a failure: one line on stderr, the reason in train.log and status.json (rank 0, when writable)."""
+    one_line = " ".join(message.split())
+    if ctx is None or ctx.is_main:
+        print(f"error: {one_line}", file=sys.stderr)
+        log.error(one_line)
+        if files.out.is_dir():
+            try:
+                files.write_status("failed", step, max_steps, one_line)
+            except OSError:
+                pass  # the stderr line above already says what went wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # cuBLAS needs this before its first call to choose deterministic workspaces.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    files = RunFiles(args.out)
+    ctx: Dist | None = None
+    run: Run | None = None
+    max_steps = 0
+    try:
+        recipe = apply_overrides(load_recipe(args.recipe), parse_overrides(args.set))
+        max_steps = recipe.train.max_steps
+        tracking = TrackingOptions(
+            project=args.wandb_project,
+            group=args.wandb_group,
+            tags=tuple(tag for tag in args.wandb_tags.split(",") if tag),
+            run_id=args.wandb_id,
+            mode=args.wandb_mode,
+        )
+        files.ensure_writable()
+        ctx = init_distributed()
+        configure_logging(files.log if ctx.is_main else None)
+        torch.use_deterministic_algorithms(True, warn_only=ctx.device.type == "cuda")
+        stop = StopRequest()
+        run = Run(RunOptions(recipe, args.out, args.resume, tracking), ctx, files, stop)
+        run.prepare()
+        status = run.train()
+        if ctx.is_main:
+            print(f"{status} at step {run.step}/{max_steps}: {args.out}")
+        return EXIT_OK
+    except BAD_INPUT as error:
+        _fail(files, ctx, str(error), run.step if run else 0, max_steps)
+        return EXIT_BAD_INPUT
+    except TrainingFailure as error:
+        _fail(files, ctx, f"{error}; the last good checkpoint is kept", error.step, max_steps)
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - any crash must still end in status "failed" and exit 1
+        log.exception("training crashed")
+        _fail(files, ctx, f"{type(error).__name__}: {error} (traceback in {files.log})", run.step if run else 0, max_steps)
+        return EXIT_FAILURE
+    finally:
+        if ctx is not None:
+            shutdown(ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

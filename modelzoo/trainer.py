@@ -1,0 +1,366 @@
+"""The training run behind ``python -m modelzoo.train``: data, model, AdamW, the loop, evaluation,
+checkpoints, preemption and resume.
+
+Reproducibility contract: with the same config a run resumed from any checkpoint produces bit-identical
+losses to one that never stopped. Everything that shapes the next step is restored: model and optimizer
+tensors, the step (the LR schedule is a function of it), every RNG (python, numpy, torch, CUDA; per rank),
+the sampler position and the partly filled logging interval. Evaluation runs under a forked RNG so it
+never shifts the training randomness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import resource
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from modelzoo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from modelzoo.config import ConfigError, Recipe
+from modelzoo.data import BatchSampler, build_corpus, validation_batches
+from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
+from modelzoo.model import HybridLM
+from modelzoo.run_files import RunFiles
+from modelzoo.schedule import build_optimizer, learning_rate
+from modelzoo.tracking import Tracker, TrackingOptions, new_run_id, resolve_mode
+
+log = logging.getLogger("modelzoo.train")
+STATUS_EVERY_SECONDS = 10.0
+_CHECKPOINT_TENSORS = ["model", "optimizer", "rng"]
+
+
+class TrainingFailure(RuntimeError):
+    """Training cannot continue (non-finite loss or gradient); ``step`` is the last completed step."""
+
+    def __init__(self, reason: str, step: int) -> None:
+        super().__init__(reason)
+        self.step = step
+
+
+class IncompatibleCheckpoint(ValueError):
+    """The run directory's checkpoint was written for a different config, or resuming was not asked for."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    recipe: Recipe
+    out: Path
+    resume: bool
+    tracking: TrackingOptions = TrackingOptions()
+
+
+class StopRequest:
+    """Set by SIGTERM / SIGINT; the loop finishes its step, checkpoints and exits as ``preempted``."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        log.info("received %s; stopping after the current step", signal.Signals(signum).name)
+
+
+@dataclass
+class IntervalStats:
+    """Running sums of per-step values between two log lines (saved in checkpoints, so means survive resume)."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {name: total / self.counts[name] for name, total in self.sums.items()}
+
+    def reset(self) -> None:
+        self.sums, self.counts = {}, {}
+
+
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _fp4_error(aux: dict[str, Any]) -> Any:
+    """The model reports NVFP4 statistics as ``modelzoo.fp4.collect_stats``'s dict ({} when nothing recorded)."""
+    stats = aux.get("fp4_error")
+    return stats.get("fp4_error") if isinstance(stats, dict) else stats
+
+
+def find_resume_point(files: RunFiles, resume: bool, config_hash: str) -> tuple[int, Path] | None:
+    """The checkpoint to continue from, or None for a fresh start; refuses to silently clobber old checkpoints."""
+    latest = latest_checkpoint(files.checkpoints)
+    if latest is None:
+        return None
+    step, directory = latest
+    if not resume:
+        raise IncompatibleCheckpoint(
+            f"--out {files.out} already holds checkpoint step-{step}; pass --resume to continue it or use an empty directory"
+        )
+    _, state = load_checkpoint(directory, [])
+    if state.get("config_hash") != config_hash:
+        raise IncompatibleCheckpoint(
+            f"checkpoint {directory} was written for config hash {str(state.get('config_hash'))[:12]}, "
+            f"but --recipe/--set resolve to {config_hash[:12]}; resume with the original config or use a new --out"
+        )
+    return latest
+
+
+class Run:
+    """One execution of a recipe in a run directory (constructed on every rank; rank 0 writes the files)."""
+
+    def __init__(self, options: RunOptions, ctx: Dist, files: RunFiles, stop: StopRequest) -> None:
+        self.options, self.ctx, self.files, self.stop = options, ctx, files, stop
+        self.recipe = options.recipe
+        self.cfg = options.recipe.train
+        self.config_hash = options.recipe.config_hash()
+        self.step = 0
+        self.stats = IntervalStats()
+        self.wandb_id = options.tracking.run_id
+        self._last_status = 0.0
+
+    # ------------------------------------------------------------ set-up
+
+    def prepare(self) -> None:
+        resume_from = find_resume_point(self.files, self.options.resume, self.config_hash)
+        if self.ctx.is_main:
+            self.files.write_config(self.recipe.to_dict(), self.config_hash)
+            self.files.write_status("running", resume_from[0] if resume_from else 0, self.cfg.max_steps)
+        self._build_data()
+        seed_everything(self.cfg.seed)
+        self.model = HybridLM(self.recipe.model).to(self.ctx.device)
+        self.optimizer = build_optimizer(self.model, self.recipe.optim)
+        if resume_from:
+            self._restore(*resume_from)
+        if self.ctx.is_main:
+            self.files.truncate_metrics(self.step)
+            if self.wandb_id is None and resolve_mode(self.options.tracking.mode) != "disabled":
+                self.wandb_id = new_run_id()
+        parameters = sum(p.numel() for p in self.model.parameters())
+        log.info("model: %s parameters, backend %s, device %s, world size %d",
+                 f"{parameters:,}", self.model.backend, self.ctx.device, self.ctx.world_size)
+        self.trained = self.model
+        if self.ctx.enabled:
+            # Routed experts that receive no token in a step have no gradient, hence find_unused_parameters.
+            device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.trained = DistributedDataParallel(self.model, device_ids=device_ids, find_unused_parameters=True)
+
+    def _build_data(self) -> None:
+        # Rank 0 builds the cache first; the others then find it complete instead of building it again.
+        if not self.ctx.is_main:
+            barrier(self.ctx)
+        corpus = build_corpus(self.recipe.data)
+        if self.ctx.is_main:
+            barrier(self.ctx)
+        log.info("corpus %s: %s tokens (train/val), built in %.2fs", corpus.directory, corpus.meta["tokens"],
+                 corpus.meta["build_seconds"])
+        if corpus.tokenizer.vocab_size > self.recipe.model.vocab_size:
+            raise ConfigError(
+                f"vocab_size: {self.recipe.model.vocab_size} is smaller than the tokenizer's {corpus.tokenizer.vocab_size}"
+            )
+        self.sampler = BatchSampler(corpus.train, self.cfg.seq_len, self.cfg.batch_size, self.cfg.seed,
+                                    self.ctx.rank, self.ctx.world_size)
+        self.val_batches = validation_batches(corpus.val, self.cfg.seq_len, self.cfg.batch_size, self.cfg.eval_batches)
+
+    def _restore(self, step: int, directory: Path) -> None:
+        tensors, state = load_checkpoint(directory, _CHECKPOINT_TENSORS)
+        self.model.load_state_dict(tensors["model"])
+        self.optimizer.load_state_dict(tensors["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.stats = IntervalStats(**state["interval_stats"])
+        self.wandb_id = self.wandb_id or state.get("wandb_id")
+        self.step = step
+        rng_states = tensors["rng"]
+        if len(rng_states) != self.ctx.world_size:
+            log.warning("checkpoint has RNG state for %d ranks, this run has %d: continuing without bit-identical "
+                        "randomness", len(rng_states), self.ctx.world_size)
+        restore_rng(rng_states[min(self.ctx.rank, len(rng_states) - 1)], self.ctx.device)
+        log.info("resumed from %s", directory)
+
+    # ------------------------------------------------------------ the loop
+
+    def train(self) -> str:
+        """Train to ``max_steps`` or until stopped; returns the final status ("succeeded" or "preempted")."""
+        tracker = Tracker(self.options.tracking, self.wandb_id, self.files.out, self.recipe.to_dict()) if self.ctx.is_main else None
+        progress = tqdm(total=self.cfg.max_steps, initial=self.step, unit="step",
+                        disable=not (self.ctx.is_main and sys.stderr.isatty()))
+        exit_code = 1
+        try:
+            status = self._loop(tracker, progress)
+            exit_code = 0
+            return status
+        finally:
+            progress.close()
+            if tracker is not None:
+                tracker.finish(exit_code)
+
+    def _loop(self, tracker: Tracker | None, progress: tqdm) -> str:
+        interval_tokens, interval_seconds = 0, 0.0
+        tokens_per_step = self.cfg.batch_size * self.cfg.seq_len
+        while self.step < self.cfg.max_steps:
+            if any_rank(self.ctx, self.stop.requested):
+                self.save_checkpoint()
+                self._write_status("preempted", force=True)
+                log.info("preempted at step %d", self.step)
+                return "preempted"
+            started = time.perf_counter()
+            lr = self._train_step()
+            interval_seconds += time.perf_counter() - started
+            interval_tokens += tokens_per_step
+            self.step += 1
+            progress.update(1)
+            evaluate = self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps
+            if evaluate or self.step % self.cfg.log_every == 0:
+                record = self._record(lr, interval_tokens / max(interval_seconds, 1e-9))
+                if evaluate:
+                    record["val_loss"] = self.evaluate()
+                self._publish(record, tracker, progress)
+                interval_tokens, interval_seconds = 0, 0.0
+            self._write_status("running")
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.max_steps:
+                self.save_checkpoint()
+        self._write_status("succeeded", force=True)
+        return "succeeded"
+
+    def _train_step(self) -> float:
+        lr = learning_rate(self.step, self.recipe.optim, self.cfg.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.sampler.next_batch().to(self.ctx.device)
+        with self._autocast():
+            output = self.trained(batch, labels=batch)
+        loss = mean_across_ranks(self.ctx, output.loss.detach())
+        if not torch.isfinite(loss):
+            raise TrainingFailure(f"non-finite loss ({loss.item()}) at step {self.step + 1}", self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or math.inf)
+        if not torch.isfinite(grad_norm):
+            raise TrainingFailure(f"non-finite gradient norm ({grad_norm.item()}) at step {self.step + 1}", self.step)
+        self.optimizer.step()
+        aux = output.aux
+        self.stats.add("train_loss", _as_float(mean_across_ranks(self.ctx, aux["lm_loss"].detach())))
+        self.stats.add("grad_norm", _as_float(grad_norm))
+        self.stats.add("moe_imbalance", _as_float(aux.get("moe_imbalance")))
+        self.stats.add("fp4_error", _as_float(_fp4_error(aux)))
+        return lr
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.ctx.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean next-token loss over the fixed validation batches (computed on every rank, identically)."""
+        self.model.eval()
+        devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            losses = []
+            for batch in self.val_batches:
+                batch = batch.to(self.ctx.device)
+                with self._autocast():
+                    losses.append(float(self.model(batch, labels=batch).aux["lm_loss"]))
+        self.model.train()
+        return sum(losses) / len(losses)
+
+    def _record(self, lr: float, tokens_per_s: float) -> dict[str, Any]:
+        means = self.stats.means()
+        self.stats.reset()
+        return {
+            "step": self.step,
+            "tokens": self.step * self.cfg.batch_size * self.cfg.seq_len,
+            "train_loss": means.get("train_loss"),
+            "lr": lr,
+            "grad_norm": means.get("grad_norm"),
+            "tokens_per_s": tokens_per_s,
+            "peak_mem_mb": peak_memory_mb(self.ctx.device),
+            "moe_imbalance": means.get("moe_imbalance"),
+            "fp4_error": means.get("fp4_error"),
+            "time": time.time(),
+        }
+
+    def _publish(self, record: dict[str, Any], tracker: Tracker | None, progress: tqdm) -> None:
+        if not self.ctx.is_main:
+            return
+        self.files.append_metrics(record)
+        if tracker is not None:
+            tracker.log(record, self.step)
+        progress.set_postfix(loss=f"{record['train_loss']:.4f}")
+        val = f" val_loss {record['val_loss']:.4f}" if "val_loss" in record else ""
+        log.info("step %d train_loss %.4f%s lr %.3g grad_norm %.3f tokens/s %.0f", self.step, record["train_loss"], val,
+                 record["lr"], record["grad_norm"], record["tokens_per_s"])
+
+    def _write_status(self, status: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.ctx.is_main and (force or now - self._last_status >= STATUS_EVERY_SECONDS or self.step % self.cfg.log_every == 0):
+            self.files.write_status(status, self.step, self.cfg.max_steps)
+            self._last_status = now
+
+    def save_checkpoint(self) -> None:
+        rng_states = gather_objects(self.ctx, capture_rng(self.ctx.device))
+        if self.ctx.is_main:
+            state = {
+                "step": self.step,
+                "config_hash": self.config_hash,
+                "sampler": self.sampler.state_dict(),
+                "interval_stats": {"sums": self.stats.sums, "counts": self.stats.counts},
+                "wandb_id": self.wandb_id,
+                "world_size": self.ctx.world_size,
+                "time": time.time(),
+            }
+            tensors = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng_states}
+            path = save_checkpoint(self.files.checkpoints, self.step, tensors, state, self.cfg.keep_checkpoints)
+            log.info("checkpoint %s", path)
+        barrier(self.ctx)

@@ -1,0 +1,86 @@
+"""The suite's own services are real: throw-away Redis, PostgreSQL under `make test`, a Celery worker process."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from ideas import services as ideas
+from ideas.models import Notification
+from tests.support.processes import live_group_members
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _comment_on_someone_elses_idea() -> tuple[object, object]:
+    """Submitter watches their idea; a colleague's comment must notify them through the worker."""
+    users = get_user_model().objects
+    staff = users.create_user("ops", is_staff=True)
+    pic = users.create_user("pic")
+    submitter = users.create_user("submitter")
+    colleague = users.create_user("colleague")
+    area = ideas.area_create(slug="fp4", name="FP4 numerics", pic=pic, by=staff)
+    idea = ideas.idea_create(submitter=submitter, area=area, title="Stochastic rounding in wgrad", summary="Try it.")
+    ideas.comment_create(idea=idea, author=colleague, body="Worth a 1B ablation.")
+    return idea, submitter
+
+
+def test_settings_point_at_the_throwaway_redis(redis_server):
+    assert settings.REDIS_URL == redis_server.url
+    assert settings.CELERY_BROKER_URL == redis_server.url
+    with redis_server.client() as client:
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db
+def test_the_database_is_really_postgresql():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        assert cursor.fetchone()[0].startswith("PostgreSQL")
+    assert connection.settings_dict["NAME"].startswith("test_")
+
+
+def test_a_task_runs_in_the_worker_process_against_the_test_database(celery_worker):
+    idea, submitter = _comment_on_someone_elses_idea()
+    assert _wait_for(lambda: Notification.objects.filter(recipient=submitter, activity__idea=idea).exists()), \
+        celery_worker.log_tail()
+    assert "succeeded" in celery_worker.log_text()
+
+
+def test_the_shared_worker_keeps_working_across_a_redis_restart(celery_worker, redis_server):
+    redis_server.restart()
+    idea, submitter = _comment_on_someone_elses_idea()
+    assert _wait_for(lambda: Notification.objects.filter(recipient=submitter, activity__idea=idea).exists()), \
+        celery_worker.log_tail()
+
+
+def test_custom_processes_start_and_a_kill_takes_the_whole_pool_down(celery_processes):
+    worker = celery_processes.worker(concurrency=2)
+    beat = celery_processes.beat()
+    worker.kill()
+    assert live_group_members(worker.pid) == []  # no pool child survives its parent
+    assert _wait_for(lambda: "beat: Starting" in beat.log_text(), timeout=20), beat.log_tail()
+
+
+def test_require_postgres_refuses_to_run_on_sqlite(tmp_path):
+    env = {**os.environ, "FLIGHTDECK_REQUIRE_POSTGRES": "1", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/config"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "FLIGHTDECK_REQUIRE_POSTGRES=1 but DATABASE_URL" in result.stderr

@@ -1,0 +1,132 @@
+"""Suite-wide fixtures: Redis, Celery processes and a headless browser (see tests/support/README.md).
+
+The services themselves are started by tests/support/plugin.py before Django reads its settings.
+"""
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, is_external, screenshot_name
+from tests.support.celery_processes import CeleryLauncher, CeleryProcess, SharedWorker, database_url
+from tests.support.plugin import SERVICES, TEST_PROCESSES
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory) -> None:
+    """Give SQLite a file test database: Django's default in-memory one is invisible to worker processes."""
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
+        settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test-flightdeck.sqlite3")
+
+
+# ------------------------------------------------------------------------------------------------- Redis
+
+
+@pytest.fixture
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """The session's throw-away Redis; running again after the test even if the test stopped or killed it."""
+    server = request.config.stash[SERVICES].redis
+    if server is None:
+        pytest.skip("REDIS_URL points at a Redis this suite does not own; it will not restart or clear it")
+    yield server
+    if not server.is_running():
+        server.start()
+
+
+# ------------------------------------------------------------------------------------------------ Celery
+
+
+@pytest.fixture(scope="session")
+def _celery_launcher(django_db_setup: None, tmp_path_factory) -> Iterator[CeleryLauncher]:
+    """Session launcher for the shared worker; depends on django_db_setup so it stops before the DB drop."""
+    from django.db import connections
+
+    launcher = CeleryLauncher(database_url=database_url(connections["default"].settings_dict),
+                              log_dir=tmp_path_factory.mktemp("celery"))
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def _shared_worker(_celery_launcher: CeleryLauncher) -> SharedWorker:
+    return SharedWorker(_celery_launcher)
+
+
+@pytest.fixture
+def celery_worker(request: pytest.FixtureRequest, _shared_worker: SharedWorker, redis_server: RedisServer,
+                  transactional_db: None) -> CeleryProcess:
+    """A running worker (queues default,gpu; prefork, 2 children) on the test database and the test Redis.
+
+    Shared across tests to save start-up time; the broker is emptied before each test. Requesting it makes the
+    test transactional, because the worker process only sees committed rows.
+    """
+    redis_server.clear_broker_state()
+    worker = _shared_worker.get()
+    request.node.stash[TEST_PROCESSES] = [worker]
+    return worker
+
+
+@pytest.fixture
+def celery_processes(request: pytest.FixtureRequest, _celery_launcher: CeleryLauncher, _shared_worker: SharedWorker,
+                     redis_server: RedisServer, transactional_db: None, tmp_path: Path) -> Iterator[CeleryLauncher]:
+    """Start workers and beat with custom arguments; all of them are stopped after the test.
+
+    The shared worker is stopped first so it cannot take this test's messages.
+    """
+    if "celery_worker" in request.fixturenames:
+        pytest.fail("use either celery_worker or celery_processes in one test, not both")
+    _shared_worker.stop()
+    redis_server.clear_broker_state()
+    launcher = CeleryLauncher(database_url=_celery_launcher.database_url, log_dir=tmp_path)
+    request.node.stash[TEST_PROCESSES] = launcher.started
+    yield launcher
+    launcher.stop_all()
+
+
+# ----------------------------------------------------------------------------------------------- Browser
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server):
+    """A fresh page (own cookies) whose relative URLs go to `live_server`; fails if it touched the internet."""
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    external: list[str] = []
+    page.on("request", lambda req: external.append(req.url) if is_external(req.url) else None)
+    yield page
+    context.close()
+    assert not external, f"the pages requested resources from outside this machine: {external}"
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
+    """`screenshot(page, "label")` saves a full-page PNG under the test's tmp dir and returns its path.
+
+    With FLIGHTDECK_SCREENSHOT_DIR set, a copy also lands there for people to look at.
+    """
+    def take(page, label: str) -> Path:
+        path = tmp_path / screenshot_name(request.node.name, label)
+        page.screenshot(path=str(path), full_page=True)
+        if target := os.environ.get("FLIGHTDECK_SCREENSHOT_DIR"):
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, Path(target) / path.name)
+        return path
+
+    return take

@@ -1,0 +1,100 @@
+"""Preemption and resume of ``python -m modelzoo.train``: losses continue bit-identically, metrics.jsonl holds
+one line per step across resumes, and a kill -9 during a checkpoint write leaves the previous one usable."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.modelzoo.train_runner import (
+    FAST,
+    checkpoint_steps,
+    metrics,
+    run_train,
+    start_train,
+    status,
+    train_env,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+# Everything that is a function of the computation (not of the wall clock) must match exactly.
+DETERMINISTIC_KEYS = ("step", "tokens", "train_loss", "lr", "grad_norm", "moe_imbalance", "fp4_error", "val_loss")
+MAX_STEPS = FAST["train.max_steps"]
+
+
+def _losses(out: Path) -> list[dict]:
+    return [{k: record.get(k) for k in DETERMINISTIC_KEYS} for record in metrics(out)]
+
+
+def _status_step(out: Path) -> int:
+    try:
+        return json.loads((out / "status.json").read_text())["step"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("corpora")
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, data_cache: Path) -> Path:
+    out = tmp_path_factory.mktemp("straight")
+    result = run_train(out, data_cache)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_straight_run_logs_every_step_once_and_succeeds(straight_run: Path) -> None:
+    records = metrics(straight_run)
+    assert [r["step"] for r in records] == list(range(1, MAX_STEPS + 1))
+    assert [r["step"] for r in records if "val_loss" in r] == [4, 8, 12]
+    assert status(straight_run)["status"] == "succeeded"
+    assert status(straight_run)["step"] == MAX_STEPS
+    assert checkpoint_steps(straight_run) == [4, 8, 12]
+    config = json.loads((straight_run / "config.json").read_text())
+    assert config["recipe"]["train"]["max_steps"] == MAX_STEPS and len(config["hash"]) == 64
+
+
+def test_sigterm_then_resume_continues_bit_identically(straight_run: Path, data_cache: Path, tmp_path: Path) -> None:
+    process = start_train(tmp_path, data_cache)
+    wait_for(lambda: _status_step(tmp_path) >= 2 or process.poll() is not None, what="step 2")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stderr
+    stopped = status(tmp_path)
+    assert stopped["status"] == "preempted"
+    assert 2 <= stopped["step"] < MAX_STEPS, "the run finished before SIGTERM arrived; nothing was tested"
+    assert checkpoint_steps(tmp_path)[-1] == stopped["step"]
+
+    result = run_train(tmp_path, data_cache, None, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert status(tmp_path)["status"] == "succeeded"
+    assert _losses(tmp_path) == _losses(straight_run)
+
+
+def test_kill_9_mid_checkpoint_resumes_from_previous_checkpoint(straight_run: Path, data_cache: Path, tmp_path: Path) -> None:
+    env = train_env(data_cache, FLIGHTDECK_TEST_CHECKPOINT_PAUSE="8")
+    process = start_train(tmp_path, data_cache, env=env)
+    staging = tmp_path / "checkpoints"
+    wait_for(lambda: any((p / "model.pt").exists() for p in staging.glob(".tmp-step-8-*")) or process.poll() is not None,
+             what="the step-8 checkpoint write to start")
+    process.kill()
+    process.communicate(timeout=60)
+
+    assert process.returncode == -signal.SIGKILL
+    assert checkpoint_steps(tmp_path) == [4]
+    assert not (tmp_path / "checkpoints" / "step-8").exists()
+    assert max(r["step"] for r in metrics(tmp_path)) == 8  # logged past the checkpoint it will resume from
+
+    result = run_train(tmp_path, data_cache, None, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert not list(staging.glob(".tmp-*")), "the killed writer's temporary directory was not swept"
+    assert _losses(tmp_path) == _losses(straight_run)  # also: one line per step, none duplicated

@@ -1,0 +1,23 @@
+"""Headless Debian Chromium driven by Playwright, kept off the internet."""
+import re
+from urllib.parse import urlsplit
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+    # Belt and braces for "no page loads anything from the internet": only loopback names resolve.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+_LOCAL_SCHEMES = {"data", "blob", "about"}
+
+
+def is_external(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in _LOCAL_SCHEMES and parts.hostname not in _LOCAL_HOSTS
+
+
+def screenshot_name(test_name: str, label: str) -> str:
+    """A file name that keeps parametrised test ids readable but safe on any file system."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{test_name}-{label}") + ".png"

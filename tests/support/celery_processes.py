@@ -1,0 +1,134 @@
+"""Real Celery worker and beat processes pointed at pytest-django's test database and the test Redis."""
+import itertools
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import kombu.exceptions
+import redis
+
+from tests.support.processes import kill_group, log_tail, stop_group, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_serial = itertools.count(1)
+
+
+def database_url(settings_dict: dict) -> str:
+    """DATABASE_URL for the database Django is connected to now (the test database, once it exists)."""
+    engine = settings_dict["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    if engine == "django.db.backends.postgresql":
+        credentials = quote(settings_dict["USER"], safe="")
+        if settings_dict.get("PASSWORD"):
+            credentials += ":" + quote(settings_dict["PASSWORD"], safe="")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{credentials}@{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
+    raise ValueError(f"no DATABASE_URL form for ENGINE {engine!r}; allowed: sqlite3, postgresql")
+
+
+class CeleryProcess:
+    """One `celery worker` or `celery beat` process group with its log file."""
+
+    def __init__(self, command: list[str], *, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.popen = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def is_running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM lets running tasks finish), SIGKILL after a grace period."""
+        stop_group(self.popen)
+
+    def kill(self) -> None:
+        """kill -9 of the worker and its pool children: unacknowledged messages stay in Redis."""
+        kill_group(self.popen)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return log_tail(self.log_path, lines)
+
+
+class CeleryLauncher:
+    """Starts worker and beat processes for one test and stops every one of them afterwards."""
+
+    def __init__(self, *, database_url: str, log_dir: Path) -> None:
+        self.database_url = database_url
+        self.log_dir = log_dir
+        self.started: list[CeleryProcess] = []
+
+    def worker(self, *, queues: Sequence[str] = ("default", "gpu"), concurrency: int = 2, pool: str = "prefork",
+               extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
+               ready_timeout: float = 60) -> CeleryProcess:
+        """Start a worker and return once it answers `inspect ping` under its unique node name."""
+        name = f"test-worker-{os.getpid()}-{next(_serial)}@{socket.gethostname()}"
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-n", name, "-Q", ",".join(queues),
+                   f"--concurrency={concurrency}", f"--pool={pool}", "--loglevel=INFO",
+                   # Gossip, mingle and heartbeats only slow the start down; the tests talk to one node.
+                   "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args]
+        process = self._start(command, name=name, env=env)
+        wait_until(lambda: _answers_ping(name), timeout=ready_timeout, what=f"celery worker {name}",
+                   alive=process.is_running, log=process.log_path)
+        return process
+
+    def beat(self, *, extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> CeleryProcess:
+        """Start beat with a private schedule file, waking at least once a second."""
+        name = f"test-beat-{next(_serial)}"
+        command = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO", "--max-interval=1",
+                   f"--schedule={self.log_dir / (name + '-schedule')}", *extra_args]
+        return self._start(command, name=name, env=env)
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
+        self.started.clear()
+
+    def _start(self, command: list[str], *, name: str, env: dict[str, str] | None) -> CeleryProcess:
+        full_env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", **(env or {})}
+        log_path = self.log_dir / f"{name.split('@')[0]}.log"
+        process = CeleryProcess(command, name=name, env=full_env, log_path=log_path)
+        self.started.append(process)
+        return process
+
+
+def _answers_ping(node_name: str) -> bool:
+    from config import celery_app
+
+    try:
+        return bool(celery_app.control.ping(destination=[node_name], timeout=0.5))
+    except (OSError, redis.ConnectionError, kombu.exceptions.OperationalError):
+        # A pooled broker connection that predates a Redis restart fails once, then reconnects.
+        return False
+
+
+class SharedWorker:
+    """The session's default worker, started on first use and stopped while a test runs its own processes."""
+
+    def __init__(self, launcher: CeleryLauncher) -> None:
+        self._launcher = launcher
+        self._process: CeleryProcess | None = None
+
+    def get(self) -> CeleryProcess:
+        if self._process is None or not self._process.is_running():
+            self._process = self._launcher.worker()
+        return self._process
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
