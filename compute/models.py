@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from compute.cycles import CycleWindow, Phase
+from compute.cycles import PHASE_ORDER, CycleWindow, Phase, phase_index
 
 USER = settings.AUTH_USER_MODEL
 HOURS = {"max_digits": 12, "decimal_places": 2}
@@ -61,6 +61,11 @@ class Cycle(models.Model):
     @property
     def window(self) -> CycleWindow:
         return CycleWindow(self.start, self.end)
+
+    @property
+    def next_phases(self) -> list[str]:
+        """Phases this cycle may still move to (cycles only move forward)."""
+        return list(PHASE_ORDER[phase_index(self.phase) + 1 :])
 
 
 class Allocation(models.Model):

@@ -102,6 +102,11 @@ class Table:
     columns: list[str]
     rows: list[list] = field(default_factory=list)
 
+    def header(self) -> list[tuple[str, bool]]:
+        """(column, holds numbers) pairs, so the page can right-align numeric columns' headers too."""
+        first = self.rows[0] if self.rows else [None] * len(self.columns)
+        return [(name, isinstance(cell, Decimal | int) and not isinstance(cell, bool)) for name, cell in zip(self.columns, first, strict=True)]
+
 
 def _elapsed_hours(cycle: Cycle, now: datetime) -> Decimal:
     end = min(max(now, cycle.start), cycle.end)
@@ -206,9 +211,17 @@ def requests_table(cycle: Cycle, *, status: str | None = None) -> Table:
 STAGE_RANK = {"integration": 0, "scale-up": 1, "pilot": 2}
 
 
+def _queue_rows() -> QuerySet:
+    return Request.objects.select_related("area", "idea", "pool", "requester", "review__reviewer", "cycle").prefetch_related("revisions")
+
+
+def request_queue_item(request_id: int) -> Request:
+    return _queue_rows().get(pk=request_id)
+
+
 def request_queue(cycle: Cycle, *, status: str | None = None) -> list[Request]:
     """Requests of a cycle, largest first and, at equal amounts, later stages (integration) first."""
-    requests = Request.objects.filter(cycle=cycle).select_related("area", "idea", "pool", "requester", "review__reviewer")
+    requests = _queue_rows().filter(cycle=cycle)
     if status:
         requests = requests.filter(status=status)
     return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))

@@ -194,12 +194,12 @@ def _set_amount(allocation: Allocation, after: Decimal, *, actor, source: str, n
 def _require_room(parent: Allocation, extra: Decimal, *, what: str) -> None:
     room = selectors.allocation_unassigned(parent)
     if extra > room:
+        label = selectors.allocation_label(parent)
         raise ParentOverdrawn(
-            f"{what} needs {extra} GPU-h more than granted today, but {selectors.allocation_label(parent)} "
-            f"has only {room} GPU-h left to hand out",
+            f"{what} would take {extra} GPU-h from {label}, which has only {room} GPU-h left to hand out",
             parent_remaining=room,
             requested=extra,
-            parent=selectors.allocation_label(parent),
+            parent=label,
         )
 
 
@@ -237,7 +237,7 @@ def allocation_set(
             f"it cannot shrink to {amount}",
             children_total=children,
         )
-    _require_room(parent, amount - target.gpu_hours, what=selectors.allocation_label(target))
+    _require_room(parent, amount - target.gpu_hours, what=f"raising {selectors.allocation_label(target)} to {amount} GPU-h")
     _set_amount(target, amount, actor=actor, source=AllocationChange.Source.SPLIT, note=note)
     return target
 
@@ -395,7 +395,7 @@ def request_review(
     target = area_grant if request.idea is None else _child_for_update(area_grant, area=request.area, idea=request.idea)
     before = target.gpu_hours
     if granted > 0:
-        _require_room(org, granted, what=f"request #{request.pk}")
+        _require_room(org, granted, what=f"granting request #{request.pk}")
         note = f"request #{request.pk} {decision}d"
         _set_amount(area_grant, area_grant.gpu_hours + granted, actor=reviewer, source=AllocationChange.Source.REVIEW, note=note)
         if request.idea is not None:

@@ -104,6 +104,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "config.vendor_static.PlotlyFinder",
+]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -196,6 +201,8 @@ FLIGHTDECK_COMPUTE_CYCLE_ANCHOR = env_str("FLIGHTDECK_COMPUTE_CYCLE_ANCHOR", "20
 FLIGHTDECK_COMPUTE_REVIEW_DAYS = env_int("FLIGHTDECK_COMPUTE_REVIEW_DAYS", 3)  # requests freeze this many days before a cycle starts
 FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILISATION", "0.85")  # share of capacity budgeted, checked by compute.E003
 FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
+FLIGHTDECK_IDEA_PANELS.append("compute/idea_panel.html")
+FLIGHTDECK_DEMO_SEEDERS.append("compute.demo.seed")  # last: it charges usage to ideas and areas seeded before
 CELERY_BEAT_SCHEDULE["compute-cycle-schedule"] = {
     "task": "compute.tasks.advance_cycles",
     "schedule": env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300),

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 api_patterns = [
     path("", include("ideas.api_urls")),
+    path("", include("compute.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
@@ -11,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_patterns)),
+    path("compute/", include("compute.urls")),
     path("", include("ideas.urls")),
 ]

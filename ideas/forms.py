@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from ideas.lifecycle import Status
 from ideas.models import Area
+from ideas.patches import validate_recipe_patch
 
 PATCH_HELP = "One `key = value` per line (values are JSON: 128, true, 3e-4, \"bf16\"), or a JSON object."
 
@@ -82,7 +83,12 @@ class IdeaForm(forms.Form):
     tags = forms.CharField(required=False, help_text="Comma-separated, e.g. moe, routing")
 
     def clean_recipe_patch(self) -> dict[str, Any]:
-        return parse_patch_text(self.cleaned_data["recipe_patch"])
+        patch = parse_patch_text(self.cleaned_data["recipe_patch"])
+        # Checked here as well as in the service so patch errors show up together with the other fields'.
+        errors = validate_recipe_patch(patch)
+        if errors:
+            raise ValidationError(errors)
+        return patch
 
     def clean_tags(self) -> list[str]:
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]

@@ -111,7 +111,8 @@ def _clean_idea(idea: Idea, *, exclude: list[str]) -> None:
     """Model field validation plus the recipe patch check, reported together, keyed by field."""
     errors: dict[str, list[str]] = {}
     try:
-        idea.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+        # area and submitter arrive as model instances, so their existence needs no extra query.
+        idea.full_clean(exclude=[*exclude, "area", "submitter"], validate_unique=False, validate_constraints=False)
     except ValidationError as error:
         errors.update(error.message_dict)
     patch_errors = validate_recipe_patch(idea.recipe_patch)

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -196,6 +197,27 @@ def _our_name(name: str) -> str:
     return name
 
 
+_PER_EXPERT = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<index>\d+)\.(?P<proj>up_proj|down_proj)\.weight$")
+
+
+def _stack_experts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stack per-expert tensors (``experts.{e}.up_proj.weight``, the layout transformers' save_pretrained and
+    NVIDIA's checkpoints use) into our [E, out, in] ``experts.up_proj``."""
+    stacked: dict[str, dict[int, torch.Tensor]] = {}
+    result = {}
+    for name, tensor in state.items():
+        match = _PER_EXPERT.match(name)
+        if match:
+            stacked.setdefault(f"{match['prefix']}.{match['proj']}", {})[int(match["index"])] = tensor
+        else:
+            result[name] = tensor
+    for name, experts in stacked.items():
+        if sorted(experts) != list(range(len(experts))):
+            raise ExportError(f"{name}: expert indices {sorted(experts)} are not 0..{len(experts) - 1}")
+        result[name] = torch.stack([experts[index] for index in range(len(experts))])
+    return result
+
+
 def hf_state_dict(model: HybridLM) -> dict[str, torch.Tensor]:
     """Our tensors under transformers' names (plus the zero shared experts transformers cannot go without)."""
     tensors = {_hf_name(name): tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
@@ -261,7 +283,7 @@ def from_hf(directory: str | Path) -> HybridLM:
     if not weights.is_file():
         sharded = (path / f"{WEIGHTS_FILE}.index.json").is_file()
         raise ExportError(f"{path}: no {WEIGHTS_FILE}" + (" (sharded checkpoints are not supported)" if sharded else ""))
-    state = {_our_name(name): tensor for name, tensor in load_file(str(weights)).items()}
+    state = _stack_experts({_our_name(name): tensor for name, tensor in load_file(str(weights)).items()})
     if not cfg.moe.shared_intermediate_size:
         state = {name: tensor for name, tensor in state.items() if ".mixer.shared_experts." not in name}
     model = HybridLM(cfg)

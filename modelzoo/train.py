@@ -33,6 +33,9 @@ from modelzoo.trainer import IncompatibleCheckpoint, Run, RunOptions, StopReques
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 BAD_INPUT = (ConfigError, CorpusError, IncompatibleCheckpoint, RunDirError, BackendError)
 log = logging.getLogger("modelzoo.train")
+# Until train.log is open, log records go nowhere (not to Python's last-resort stderr handler): stderr
+# carries exactly one line per failure.
+log.addHandler(logging.NullHandler())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, is_external, screenshot_name
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OfflineGuard, screenshot_name
 from tests.support.celery_processes import CeleryLauncher, CeleryProcess, SharedWorker, database_url
 from tests.support.plugin import SERVICES, TEST_PROCESSES
 from tests.support.redis_server import RedisServer
@@ -103,16 +103,18 @@ def chromium():
 
 
 @pytest.fixture
-def browser_page(chromium, live_server):
-    """A fresh page (own cookies) whose relative URLs go to `live_server`; fails if it touched the internet."""
+def browser_page(chromium, live_server, transactional_db: None):
+    """A fresh page (own cookies) whose relative URLs go to `live_server`; fails if it touched the internet.
+
+    Requesting it makes the test transactional: the live server thread only sees committed rows.
+    """
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    external: list[str] = []
-    page.on("request", lambda req: external.append(req.url) if is_external(req.url) else None)
+    guard = OfflineGuard(page)
     yield page
     context.close()
-    assert not external, f"the pages requested resources from outside this machine: {external}"
+    guard.check()
 
 
 @pytest.fixture

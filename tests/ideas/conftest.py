@@ -16,6 +16,12 @@ from ideas.models import Area, Idea
 PASSWORD = "pw-for-tests-1"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # The default hasher costs ~0.3 s per user by design; these tests create several users each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _make_user(username: str, **flags: bool) -> User:
     return User.objects.create_user(username=username, email=f"{username}@example.org", password=PASSWORD, **flags)
 

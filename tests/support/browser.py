@@ -18,6 +18,21 @@ def is_external(url: str) -> bool:
     return parts.scheme not in _LOCAL_SCHEMES and parts.hostname not in _LOCAL_HOSTS
 
 
+class OfflineGuard:
+    """Records every request a page makes to a host other than this machine."""
+
+    def __init__(self, page) -> None:
+        self.external: list[str] = []
+        page.on("request", self._record)
+
+    def _record(self, request) -> None:
+        if is_external(request.url):
+            self.external.append(request.url)
+
+    def check(self) -> None:
+        assert not self.external, f"the pages requested resources from outside this machine: {self.external}"
+
+
 def screenshot_name(test_name: str, label: str) -> str:
     """A file name that keeps parametrised test ids readable but safe on any file system."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{test_name}-{label}") + ".png"

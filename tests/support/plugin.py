@@ -50,8 +50,11 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     early_config.stash[SERVICES] = services
     # A cleanup (unlike pytest_unconfigure) also runs when start-up fails half-way, e.g. on a conftest error.
     early_config.add_cleanup(lambda: _stop(services))
-    # Keep runs, the SQLite default and collected static files out of the developer's var/.
-    os.environ["FLIGHTDECK_VAR_DIR"] = str(services.temp_dir / "var")
+    # Keep runs, the SQLite default and collected static files out of the developer's var/. WhiteNoise
+    # warns about a missing STATIC_ROOT, so it exists (empty: tests serve static files from the finders).
+    var_dir = services.temp_dir / "var"
+    (var_dir / "staticfiles").mkdir(parents=True)
+    os.environ["FLIGHTDECK_VAR_DIR"] = str(var_dir)
     # Playwright's sync API runs an event loop in the main thread; Django would refuse ORM calls there.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     _provide_redis(services)

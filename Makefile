@@ -1,0 +1,44 @@
+# The two commands: `make run` (the site with demo data at http://127.0.0.1:8000) and `make test`.
+# Both work on a fresh Debian machine as root: they create .venv and install what is missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-run `pip install` only when requirements.txt changed since the last successful install.
+INSTALLED := $(VENV)/.requirements-installed
+ENSURE_PACKAGES := platform/ensure-debian-packages
+RUN_PACKAGES := redis-server
+TEST_PACKAGES := redis-server postgresql chromium chromium-driver
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test
+
+help:
+	@echo "make run   start web, worker, beat (and Redis if none runs) with demo data at http://127.0.0.1:8000"
+	@echo "make test  run the whole test suite on a throw-away PostgreSQL + Redis (PYTEST_ARGS=... to narrow)"
+
+$(BIN)/python:
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || $(ENSURE_PACKAGES) python3-venv
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+run: $(INSTALLED)
+	@$(ENSURE_PACKAGES) $(RUN_PACKAGES)
+	@mkdir -p var/redis var/staticfiles
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@# Reuse a Redis that already listens on the default port (e.g. the Debian service) instead of a second one.
+	@if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+		echo "Using the Redis already running on 127.0.0.1:6379"; processes="web worker beat"; \
+	else processes=""; fi; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho --procfile platform/Procfile --app-root . start $$processes
+
+# Hermetic: ignore DATABASE_URL/REDIS_URL from the shell; the suite starts its own PostgreSQL and Redis.
+test: $(INSTALLED)
+	@$(ENSURE_PACKAGES) $(TEST_PACKAGES)
+	env -u DATABASE_URL -u REDIS_URL FLIGHTDECK_REQUIRE_POSTGRES=1 $(BIN)/pytest $(PYTEST_ARGS)

@@ -1,0 +1,56 @@
+"""Template helpers for compute pages: table cells, GPU-hour numbers and the idea page's budget panel."""
+from decimal import Decimal
+
+from django import template
+from django.urls import reverse
+from django.utils.html import format_html
+
+from compute import permissions, selectors
+from ideas.models import Area, Idea
+
+register = template.Library()
+
+
+@register.filter
+def gpu_hours(value) -> str:
+    """``1234.5`` → ``1,234.5``; whole numbers without decimals; empty for no value."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(value)
+    text = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.1f}"
+    return text
+
+
+@register.filter
+def table_cell(value):
+    """A table cell: areas link to their compute page, ideas to the idea, amounts are formatted."""
+    if isinstance(value, Area):
+        return format_html('<a href="{}">{}</a>', reverse("compute:area", args=[value.slug]), value.name)
+    if isinstance(value, Idea):
+        return format_html('<a class="key" href="{}">{}</a>', value.get_absolute_url(), value.key)
+    if isinstance(value, Decimal):
+        return gpu_hours(value)
+    return "—" if value is None else value
+
+
+@register.filter
+def is_numeric(value) -> bool:
+    return isinstance(value, (Decimal, int, float)) and not isinstance(value, bool)
+
+
+@register.simple_tag
+def idea_budget(idea: Idea) -> selectors.IdeaBudget:
+    return selectors.idea_budget(idea)
+
+
+@register.filter
+def percent_of(part, whole) -> int:
+    """``part`` as a whole percentage of ``whole``, clamped to 0..100 (for progress bars)."""
+    if not whole:
+        return 0
+    return max(0, min(100, round(100 * Decimal(part) / Decimal(whole))))
+
+
+@register.filter
+def is_compute_reviewer(user) -> bool:
+    return permissions.is_reviewer(user)

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from compute import views
+
+app_name = "compute"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("cycles/<int:cycle_id>/", views.cycle_overview, name="cycle"),
+    path("cycles/<int:cycle_id>/phase/", views.cycle_phase, name="cycle_phase"),
+    path("cycles/<int:cycle_id>/review/", views.review_queue, name="review_queue"),
+    path("cycles/<int:cycle_id>/<slug:table>.csv", views.cycle_csv, name="cycle_csv"),
+    path("requests/new/", views.request_new, name="request_new"),
+    path("requests/<int:request_id>/review/", views.request_review, name="request_review"),
+    path("areas/<slug:slug>/", views.area_budget, name="area"),
+    path("areas/<slug:slug>/grant/", views.area_grant, name="area_grant"),
+    path("areas/<slug:slug>/<slug:table>.csv", views.area_csv, name="area_csv"),
+    path("trends/", views.trends, name="trends"),
+    path("trends/<slug:table>.csv", views.trends_csv, name="trends_csv"),
+]

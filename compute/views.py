@@ -1,0 +1,247 @@
+"""Compute pages (htmx for in-place review decisions): parse, call one service or selector, render.
+
+Every page is for signed-in members; the review queue is for reviewers. Each table on a page can be
+downloaded as CSV from the same selector that drew it.
+"""
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from compute import charts, permissions, selectors, services
+from compute.csv_export import table_response
+from compute.errors import ComputeConflict
+from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
+from compute.models import Request
+from ideas.forms import apply_service_error, parse_lines
+from ideas.models import Idea
+
+
+def _cycle_from_query(request: HttpRequest):
+    """The cycle named by ``?cycle=`` or the current one; 404 when there are no cycles at all."""
+    raw = request.GET.get("cycle", "")
+    if raw:
+        if not raw.isdigit():
+            raise Http404("cycle must be a number")
+        return selectors.cycle_get(int(raw))
+    cycle = selectors.cycle_current()
+    if cycle is None:
+        raise Http404("no cycles yet: beat creates them, or run `manage.py seed_demo`")
+    return cycle
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    """The current cycle's overview, or the one picked with ``?cycle=``."""
+    cycle = _cycle_from_query(request) if request.GET.get("cycle") else selectors.cycle_current()
+    if cycle is None:
+        return render(request, "compute/no_cycles.html")
+    return redirect("compute:cycle", cycle.pk)
+
+
+@login_required
+def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    overview = selectors.cycle_overview(selectors.cycle_get(cycle_id))
+    context = {"overview": overview, "cycle": overview.cycle}
+    context.update(
+        areas_chart=charts.areas_requested_granted_used(overview),
+        burn_chart=charts.org_burn_down(overview),
+        pools_chart=charts.pool_utilisation(overview, Decimal(settings.FLIGHTDECK_COMPUTE_TARGET_UTILISATION)),
+        can_move_phase=permissions.can_move_phase(request.user),
+        next_phases=overview.cycle.next_phases,
+        open_cycle=selectors.cycle_open_for_requests(),
+        has_charts=True,
+    )
+    return render(request, "compute/cycle_overview.html", context)
+
+
+CYCLE_TABLES = {
+    "areas": lambda cycle: selectors.cycle_overview(cycle).areas,
+    "pools": lambda cycle: selectors.cycle_overview(cycle).pools,
+    "burndown": lambda cycle: selectors.burn_down_table(selectors.cycle_overview(cycle)),
+    "requests": selectors.requests_table,
+    "allocations": selectors.allocations_table,
+}
+
+
+@login_required
+def cycle_csv(request: HttpRequest, cycle_id: int, table: str) -> HttpResponse:
+    if table not in CYCLE_TABLES:
+        raise Http404(f"no table {table!r}; tables: {', '.join(CYCLE_TABLES)}")
+    cycle = selectors.cycle_get(cycle_id)
+    return table_response(CYCLE_TABLES[table](cycle), filename=f"cycle-{cycle.first_day}-{table}.csv")
+
+
+@login_required
+@require_POST
+def cycle_phase(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    form = PhaseForm(request.POST)
+    cycle = selectors.cycle_get(cycle_id)
+    if form.is_valid():
+        try:
+            services.cycle_set_phase(cycle=cycle, phase=form.cleaned_data["phase"], actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Cycle {cycle} moved to {form.cleaned_data['phase']}.")
+    return redirect("compute:cycle", cycle.pk)
+
+
+# --- review queue ---------------------------------------------------------------------------------------
+
+
+def _require_reviewer(request: HttpRequest) -> None:
+    if not permissions.is_reviewer(request.user):
+        raise PermissionDenied(f"the review queue is for members of the {settings.FLIGHTDECK_COMPUTE_REVIEWER_GROUP!r} group")
+
+
+@login_required
+def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    queue = selectors.request_queue(cycle)
+    return render(
+        request,
+        "compute/review_queue.html",
+        {
+            "cycle": cycle,
+            "open_requests": [r for r in queue if r.status == Request.Status.OPEN],
+            "decided": [r for r in queue if r.status != Request.Status.OPEN],
+            "cycles": selectors.cycle_list(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The reviewer's decision from the queue; answers with the request's row, decided or with the error."""
+    compute_request = get_object_or_404(Request.objects.select_related("area", "idea", "pool", "requester", "cycle"), pk=request_id)
+    form = ReviewForm(request.POST)
+    error, status = "", 200
+    if not form.is_valid():
+        error, status = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()), 400
+    else:
+        try:
+            services.request_review(request=compute_request, reviewer=request.user, **form.cleaned_data)
+        except PermissionDenied as denied:
+            error, status = str(denied), 403
+        except ValidationError as invalid:
+            error, status = " ".join(invalid.messages), 400
+        except ComputeConflict as conflict:
+            error, status = str(conflict), 409
+    compute_request = selectors.request_queue_item(compute_request.pk)
+    return render(request, "compute/_review_row.html", {"r": compute_request, "error": error}, status=status)
+
+
+# --- requests -----------------------------------------------------------------------------------------
+
+
+@login_required
+def request_new(request: HttpRequest) -> HttpResponse:
+    cycle = selectors.cycle_open_for_requests()
+    form = RequestForm(request.POST or None, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid() and cycle is not None:
+        data = dict(form.cleaned_data)
+        data["evidence_links"] = parse_lines(data["evidence_links"])
+        try:
+            compute_request, created = services.request_submit(requester=request.user, cycle=cycle, **data)
+        except ValidationError as error:
+            apply_service_error(form, error)
+        except (ComputeConflict, PermissionDenied) as refused:
+            form.add_error(None, str(refused))
+        else:
+            verb = "submitted" if created else "updated (the previous text is kept in its history)"
+            messages.success(request, f"Request #{compute_request.pk} for {compute_request.target_label} {verb}.")
+            return redirect(reverse("compute:area", args=[compute_request.area.slug]) + f"?cycle={cycle.pk}")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "compute/request_form.html", {"form": form, "cycle": cycle}, status=status)
+
+
+# --- area page ----------------------------------------------------------------------------------------
+
+
+@login_required
+def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
+    area = selectors.area_get(slug)
+    cycle = _cycle_from_query(request)
+    budget = selectors.area_budget(area, cycle)
+    can_split = permissions.can_split_area(request.user, area)
+    open_cycle = selectors.cycle_open_for_requests()
+    prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot"}
+    return render(
+        request,
+        "compute/area_budget.html",
+        {
+            "area": area,
+            "cycle": cycle,
+            "budget": budget,
+            "cycles": selectors.cycle_list(),
+            "can_split": can_split,
+            "grant_form": GrantForm(area=area) if can_split else None,
+            "open_cycle": open_cycle,
+            "request_prefill": prefill,
+        },
+    )
+
+
+@login_required
+@require_POST
+def area_grant(request: HttpRequest, slug: str) -> HttpResponse:
+    area = selectors.area_get(slug)
+    cycle = _cycle_from_query(request)
+    form = GrantForm(request.POST, area=area)
+    target = reverse("compute:area", args=[area.slug]) + f"?cycle={cycle.pk}"
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()))
+        return redirect(target)
+    try:
+        grant = services.allocation_set(cycle=cycle, area=area, actor=request.user, **form.cleaned_data)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    except ComputeConflict as conflict:
+        messages.error(request, str(conflict))
+    else:
+        messages.success(request, f"{selectors.allocation_label(grant).capitalize()} is now {grant.gpu_hours} GPU-h.")
+    return redirect(target)
+
+
+AREA_TABLES = {"grants", "ideas"}
+
+
+@login_required
+def area_csv(request: HttpRequest, slug: str, table: str) -> HttpResponse:
+    if table not in AREA_TABLES:
+        raise Http404(f"no table {table!r}; tables: {', '.join(sorted(AREA_TABLES))}")
+    area = selectors.area_get(slug)
+    cycle = _cycle_from_query(request)
+    budget = selectors.area_budget(area, cycle)
+    return table_response(getattr(budget, table), filename=f"{area.slug}-{cycle.first_day}-{table}.csv")
+
+
+# --- trends ------------------------------------------------------------------------------------------
+
+
+@login_required
+def trends(request: HttpRequest) -> HttpResponse:
+    data = selectors.trends()
+    return render(
+        request,
+        "compute/trends.html",
+        {"trends": data, "area_chart": charts.area_trends(data), "landed_chart": charts.landed_idea_cost(data), "has_charts": True},
+    )
+
+
+@login_required
+def trends_csv(request: HttpRequest, table: str) -> HttpResponse:
+    data = selectors.trends()
+    if table not in {"per_area", "landed"}:
+        raise Http404(f"no table {table!r}; tables: per_area, landed")
+    return table_response(getattr(data, table), filename=f"compute-trends-{table}.csv")
+
