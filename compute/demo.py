@@ -1,4 +1,4 @@
-"""Demo data for compute: pools, a `reviewers` group, six past cycles, the current one and the next one,
+"""Demo data for compute: pools, a `reviewers` group, four past cycles, the current one and the next one,
 each with requests, reviews, PIC splits and usage, all made through the services.
 
 Runs after the ideas and experiments seeders (it needs their areas and ideas). Idempotent: a cycle that
@@ -26,7 +26,7 @@ from ideas.models import Area, Idea
 
 POOLS = [("h100", "H100 80GB SXM", 256), ("h200", "H200 141GB", 64)]
 REVIEWERS = ["lead.ana", "lead.ben", "lead.chloe", "lead.dmitri"]
-PAST_CYCLES = 6
+PAST_CYCLES = 4
 ACTIVE_STATES = (Status.TRIAGED, Status.IN_ABLATION, Status.IN_INTEGRATION, Status.LANDED)
 STAGE_OF = {Status.TRIAGED: "pilot", Status.IN_ABLATION: "pilot", Status.IN_INTEGRATION: "integration", Status.LANDED: "integration"}
 JUSTIFICATIONS = [

@@ -4,13 +4,13 @@ Amounts are GPU-hours (``Decimal``, two places). The tree per (cycle, pool) is o
 invariant "children never sum past their parent" is enforced by ``compute.services`` under a row lock on
 the parent, while the database checks what one row can: non-negative amounts and a well-formed level.
 """
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django.utils import timezone
 
 from compute.cycles import PHASE_ORDER, CycleWindow, Phase, phase_index
 
@@ -51,16 +51,18 @@ class Cycle(models.Model):
 
     @property
     def first_day(self) -> date:
-        return timezone.localtime(self.start).date()
+        return self.window.first_day
 
     @property
     def last_day(self) -> date:
         """The Sunday after next (``end`` itself is the following Monday 00:00)."""
-        return timezone.localtime(self.end).date() - timedelta(days=1)
+        return self.window.last_day
 
     @property
     def window(self) -> CycleWindow:
-        return CycleWindow(self.start, self.end)
+        """The cycle in the site's time zone (the database hands datetimes back in UTC)."""
+        tz = ZoneInfo(settings.TIME_ZONE)
+        return CycleWindow(self.start.astimezone(tz), self.end.astimezone(tz))
 
     @property
     def next_phases(self) -> list[str]:

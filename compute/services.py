@@ -381,7 +381,7 @@ def request_review(
     An idea request grows both the area grant (out of the org budget) and the idea grant, so the
     reviewer's decision does not eat into hours the PIC already planned for other ideas.
     """
-    request = Request.objects.select_for_update().select_related("cycle", "pool", "area", "idea").get(pk=request.pk)
+    request = Request.objects.select_for_update(of=("self",)).select_related("cycle", "pool", "area", "idea").get(pk=request.pk)
     if not permissions.is_reviewer(reviewer):
         raise PermissionDenied(f"only members of the {settings.FLIGHTDECK_COMPUTE_REVIEWER_GROUP!r} group review requests")
     if not permissions.can_review(reviewer, request.requester_id):

@@ -7,9 +7,10 @@ from celery.signals import worker_ready
 from experiments import reconciler, supervisor
 
 
-@shared_task(acks_late=False, ignore_result=True, queue="gpu")
+@shared_task(acks_late=False, ignore_result=True)
 def execute_attempt(attempt_id: int) -> None:
-    """Claim and run one attempt on this worker (queue ``gpu`` for local runs, ``slurm`` for Slurm jobs)."""
+    """Claim and run one attempt on this worker. Sent by ``experiments.dispatch`` to queue ``gpu`` (local
+    runs) or ``slurm`` (Slurm jobs, watched from here)."""
     supervisor.execute_attempt(attempt_id)
 
 

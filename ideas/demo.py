@@ -76,7 +76,7 @@ def _seed_ideas(users: dict[str, AbstractBaseUser], areas: dict[str, Area]) -> i
         area = areas[slug]
         if Idea.objects.filter(area=area, title=title).exists():
             continue
-        submitter = users[members[(index * 7) % len(members)]]
+        submitter = users[members[(index * 5) % len(members)]]
         idea = services.idea_create(
             submitter=submitter, area=area, title=title, summary=summary, hypothesis=hypothesis,
             recipe_patch=patch, tags=tags, estimated_gpu_hours=gpu_hours,

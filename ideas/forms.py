@@ -11,7 +11,7 @@ from ideas.lifecycle import Status
 from ideas.models import Area
 from ideas.patches import validate_recipe_patch
 
-PATCH_HELP = "One `key = value` per line (values are JSON: 128, true, 3e-4, \"bf16\"), or a JSON object."
+PATCH_HELP = 'One "key = value" per line (values are JSON: 128, true, 3e-4, "bf16"), or a JSON object.'
 
 
 def parse_patch_text(text: str) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def triage_queue(user: AbstractBaseUser, limit: int = 20) -> list[Idea]:
     return list(idea_list().filter(area__pic=user, status=Status.SUBMITTED).order_by("number")[:limit])
 
 
-def recent_activity(limit: int = 15) -> list[Activity]:
+def recent_activity(limit: int = 10) -> list[Activity]:
     return list(
         Activity.objects.select_related("idea", "actor", "transition", "comment").order_by("-created_at", "-id")[
             :limit

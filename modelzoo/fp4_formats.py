@@ -33,32 +33,33 @@ def round_e4m3(scale: torch.Tensor) -> torch.Tensor:
     return scale.clamp(max=E4M3_MAX).to(torch.float8_e4m3fn).to(torch.float32)
 
 
-def _magic_constant(magnitude: torch.Tensor) -> torch.Tensor:
-    """``C = 1.5 · spacing · 2**23`` for each |value| in [0, 6], from the E2M1 grid spacing at that magnitude.
+def _magic_constant_(magnitudes: torch.Tensor) -> torch.Tensor:
+    """Turn |values| in [0, 6] into ``C = 1.5 · spacing · 2**23`` in place, from the E2M1 spacing there.
 
     Below 1 the spacing equals that of [1, 2), and from 4 up it equals that of [4, 8), so clamping to [1, 4] and
     keeping only the exponent bits yields the binade's power of two, from which C follows by a bit offset.
     """
-    bits = magnitude.clamp(1.0, 4.0).view(torch.int32)
+    bits = magnitudes.clamp_(1.0, 4.0).view(torch.int32)
     return bits.bitwise_and_(_EXPONENT_MASK).add_(_MAGIC_BITS_OFFSET).view(torch.float32)
 
 
-def round_e2m1_(magnitude: torch.Tensor, noise_bits: torch.Tensor | None = None) -> torch.Tensor:
-    """Round float32 magnitudes (>= 0, already scaled into the E2M1 range) onto the E2M1 grid, in place.
+def round_e2m1_(values: torch.Tensor, magnitudes: torch.Tensor, noise_bits: torch.Tensor | None = None) -> torch.Tensor:
+    """Round float32 ``values`` (already scaled into the E2M1 range) onto the E2M1 grid, in place.
 
-    ``noise_bits`` (uint8, same shape) selects stochastic rounding: the value is dithered by
-    ``(bits - 127.5) / 256`` of the local grid spacing before round-to-nearest, which rounds up with probability
-    equal to the fractional position between the two neighbouring grid points (to within 1/256), so the result is
-    unbiased. Without it, rounding is to nearest with ties to even. Magnitudes above 6 saturate to 6.
+    ``magnitudes`` must hold ``values.abs()``; it serves as scratch space and is overwritten. Magnitudes above 6
+    saturate to 6. Without ``noise_bits`` rounding is to nearest with ties to even. ``noise_bits`` (uint8, same
+    shape) selects stochastic rounding: each value is dithered by ``(bits - 127.5) / 256`` of the local grid
+    spacing before rounding to nearest, which rounds away from the lower neighbour with probability equal to the
+    fractional position between the two neighbours (to within 1/256), so the result is unbiased.
     """
-    magnitude.clamp_(max=E2M1_MAX)
-    magic = _magic_constant(magnitude)
+    values.clamp_(-E2M1_MAX, E2M1_MAX)
+    magic = _magic_constant_(magnitudes)
     if noise_bits is not None:
         dither = noise_bits.to(torch.float32).sub_((_RANDOM_LEVELS - 1) / 2)
         # spacing / 256 = C / 1.5 · 2**-23 / 2**8; the dither stays strictly inside half a spacing, so values already on
         # the grid are never moved and the neighbours reached are those of the undithered value's binade.
-        magnitude.add_(dither.mul_(magic).mul_(2.0 ** -(_MANTISSA_BITS + 8) / 1.5))
-    return magnitude.add_(magic).sub_(magic)
+        values.add_(dither.mul_(magic).mul_(2.0 ** -(_MANTISSA_BITS + 8) / 1.5))
+    return values.add_(magic).sub_(magic)
 
 
 def random_bits(shape: torch.Size, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 
 from modelzoo.config import FP4Config
 from modelzoo.fp4_hadamard import RHT_SIZE, rotate_rows
-from modelzoo.fp4_quant import quantize
+from modelzoo.fp4_quant import quantize_dequantize
 
 
 @dataclass
@@ -58,12 +58,16 @@ def weight_gradient(dy: torch.Tensor, x: torch.Tensor, fp4: FP4Config, *, quanti
     kept through the product (after the transform they are no longer zero, but they still add up to nothing).
     ``quantized=False`` skips quantization only, which exposes the transform on its own.
     """
-    if fp4.rht:
+    rotated = fp4.rht
+    if rotated:
         pad = -dy.shape[0] % RHT_SIZE
-        dy, x = rotate_rows(F.pad(dy, (0, 0, 0, pad))), rotate_rows(F.pad(x, (0, 0, 0, pad)))
+        if pad:
+            dy, x = F.pad(dy, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
+        dy, x = rotate_rows(dy), rotate_rows(x)
     if quantized:
-        dy = quantize(dy, rounding=_gradient_rounding(fp4), axis=-2).dequantize()
-        x = quantize(x, axis=-2).dequantize()
+        # Rotated operands are fresh tensors of this function, so quantization may reuse their storage.
+        dy = quantize_dequantize(dy, rounding=_gradient_rounding(fp4), axis=-2, overwrite=rotated)
+        x = quantize_dequantize(x, axis=-2, overwrite=rotated)
     return dy.t() @ x
 
 
@@ -73,8 +77,8 @@ class _NVFP4Linear(torch.autograd.Function):
         dtype = _accumulation_dtype(x.dtype)
         x2 = x.reshape(-1, x.shape[-1]).to(dtype)
         w = weight.to(dtype)
-        qx = quantize(x2).dequantize()
-        qw = quantize(w, blocks="2d" if fp4.weight_2d_blocks else "1d").dequantize()
+        qx = quantize_dequantize(x2)
+        qw = quantize_dequantize(w, blocks="2d" if fp4.weight_2d_blocks else "1d")
         y = qx @ qw.t()
         if bias is not None:
             y = y + bias.to(dtype)
@@ -95,8 +99,8 @@ class _NVFP4Linear(torch.autograd.Function):
         dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            q_dy = quantize(dy2, rounding=_gradient_rounding(fp4)).dequantize()
-            q_w = w if fp4.weight_2d_blocks else quantize(w, axis=-2).dequantize()
+            q_dy = quantize_dequantize(dy2, rounding=_gradient_rounding(fp4))
+            q_w = w if fp4.weight_2d_blocks else quantize_dequantize(w, axis=-2)
             dx = (q_dy @ q_w).reshape(x_shape).to(x_dtype)
         if ctx.needs_input_grad[1]:
             dw = weight_gradient(dy2, x2, fp4).to(w_dtype)

@@ -35,7 +35,7 @@ class NVFP4Tensor:
     """A quantized tensor in blocked layout ``(batch, row_blocks, block_rows, col_blocks, block_cols)``.
 
     ``elements`` are E2M1 values (stored as float32), ``block_scales`` the E4M3 scales broadcastable against
-    them, ``tensor_scale`` the float32 encode scale ``s_enc``; ``shape`` is the unpadded shape of the source.
+    them, ``tensor_scale`` the float32 encode scale ``s_enc``; ``shape`` and ``dtype`` are those of the source.
     """
 
     elements: torch.Tensor
@@ -45,10 +45,16 @@ class NVFP4Tensor:
     dtype: torch.dtype
 
     def dequantize(self) -> torch.Tensor:
-        decode = self.block_scales / self.tensor_scale
-        padded = (self.elements * decode).flatten(3).flatten(1, 2)
-        rows, cols = _matrix_dims(self.shape)
-        return padded[:, :rows, :cols].reshape(self.shape).to(self.dtype)
+        return _decode_(self.elements.clone(), self)
+
+
+def _decode_(elements: torch.Tensor, source: NVFP4Tensor) -> torch.Tensor:
+    """``elements · block_scale / s_enc`` computed in place in ``elements``, cropped to the source's shape."""
+    padded = elements.mul_(source.block_scales / source.tensor_scale).flatten(3).flatten(1, 2)
+    rows, cols = _matrix_dims(source.shape)
+    if padded.shape[1:] != (rows, cols):
+        padded = padded[:, :rows, :cols]
+    return padded.reshape(source.shape).to(source.dtype)
 
 
 def _matrix_dims(shape: torch.Size) -> tuple[int, int]:
@@ -70,17 +76,32 @@ def _block_shape(blocks: Blocks, axis: int) -> tuple[int, int]:
     raise ValueError(f"fake_quantize: 1-D blocks run along axis -1 or -2, got axis={axis}")
 
 
-def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int) -> torch.Tensor:
-    """float32 view ``(batch, rows/br, br, cols/bc, bc)`` of ``x`` (last two dims as the matrix), zero-padded."""
+def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int, overwrite: bool) -> torch.Tensor:
+    """float32 ``(batch, rows/br, br, cols/bc, bc)`` copy of ``x`` (last two dims as the matrix), zero-padded.
+
+    With ``overwrite`` a float32 contiguous ``x`` that needs no padding is used as is instead of copied.
+    """
     rows, cols = _matrix_dims(x.shape)
-    batch = x.shape[:-2].numel()
-    matrix = x.reshape(batch, rows, cols).to(torch.float32)
+    matrix = x.reshape(x.shape[:-2].numel(), rows, cols)
     pad_rows, pad_cols = -rows % block_rows, -cols % block_cols
     if pad_rows or pad_cols:
-        matrix = F.pad(matrix, (0, pad_cols, 0, pad_rows))
+        matrix = F.pad(matrix.to(torch.float32), (0, pad_cols, 0, pad_rows))
+    elif not (overwrite and matrix.dtype == torch.float32 and matrix.is_contiguous()):
+        matrix = matrix.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     return matrix.unflatten(2, (-1, block_cols)).unflatten(1, (-1, block_rows))
 
 
+def _block_amax(magnitudes: torch.Tensor) -> torch.Tensor:
+    """Largest magnitude per block, shaped ``(batch, row_blocks, 1, col_blocks, 1)``."""
+    batch, row_blocks, block_rows, col_blocks, block_cols = magnitudes.shape
+    if block_rows == 1 and magnitudes.numel():
+        # A reduction over 16 contiguous elements is several times slower than this pooling kernel on CPU.
+        rows = magnitudes.reshape(1, batch * row_blocks, col_blocks * block_cols)
+        return F.max_pool1d(rows, block_cols).reshape(batch, row_blocks, 1, col_blocks, 1)
+    return magnitudes.amax(dim=(2, 4), keepdim=True)
+
+
+@torch.no_grad()
 def quantize(
     x: torch.Tensor,
     *,
@@ -88,24 +109,30 @@ def quantize(
     rounding: Rounding = "nearest",
     generator: torch.Generator | None = None,
     axis: int = -1,
+    overwrite: bool = False,
 ) -> NVFP4Tensor:
-    """Quantize ``x`` to NVFP4; 1-D blocks run along ``axis`` (-1 or -2), 2-D blocks tile the last two dims."""
+    """Quantize ``x`` to NVFP4; 1-D blocks run along ``axis`` (-1 or -2), 2-D blocks tile the last two dims.
+
+    ``overwrite=True`` lets a float32 contiguous ``x`` be reused as the elements' storage (saves a copy when
+    the caller no longer needs ``x``).
+    """
     if rounding not in ("nearest", "stochastic"):
         raise ValueError(f"fake_quantize: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
     if not x.is_floating_point():
         raise TypeError(f"fake_quantize: x must be a floating-point tensor, got {x.dtype}")
-    blocked = _to_blocked(x, *_block_shape(blocks, axis))
-    magnitude = blocked.abs()
-    block_amax = magnitude.amax(dim=(2, 4), keepdim=True)
-    tensor_amax = block_amax.amax() if block_amax.numel() else blocked.new_zeros(())
+    elements = _to_blocked(x, *_block_shape(blocks, axis), overwrite)
+    magnitudes = elements.abs()
+    block_amax = _block_amax(magnitudes)
+    tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
     # Clamping keeps all-zero (and absurdly tiny) tensors finite: their block scales round to 0 and they decode
     # to exact zeros instead of NaN.
     tensor_scale = (E2M1_MAX * E4M3_MAX / tensor_amax).clamp(max=_FLOAT32_MAX)
     block_scales = round_e4m3(block_amax * (tensor_scale / E2M1_MAX))
     encode = torch.where(block_scales > 0, tensor_scale / block_scales, 0.0).clamp(max=_FLOAT32_MAX)
-    magnitude.mul_(encode)
-    noise = random_bits(magnitude.shape, magnitude.device, generator) if rounding == "stochastic" else None
-    elements = round_e2m1_(magnitude, noise).copysign_(blocked)
+    elements.mul_(encode)
+    magnitudes.mul_(encode)
+    noise = random_bits(elements.shape, elements.device, generator) if rounding == "stochastic" else None
+    round_e2m1_(elements, magnitudes, noise)
     return NVFP4Tensor(elements, block_scales, tensor_scale, x.shape, x.dtype)
 
 
@@ -116,10 +143,24 @@ def fake_quantize(
     rounding: Rounding = "nearest",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """NVFP4-quantize then dequantize ``x``: same shape and dtype.
+    """NVFP4-quantize then dequantize ``x``: same shape and dtype, not differentiable.
 
     ``blocks="1d"``: 16-element blocks along the last dimension; ``"2d"``: 16x16 tiles of the last two
     dimensions. ``rounding="stochastic"`` draws from ``generator`` (the global RNG when None), so restoring the
     RNG state reproduces a run bit for bit.
     """
-    return quantize(x, blocks=blocks, rounding=rounding, generator=generator).dequantize()
+    return quantize_dequantize(x, blocks=blocks, rounding=rounding, generator=generator)
+
+
+def quantize_dequantize(
+    x: torch.Tensor,
+    *,
+    blocks: Blocks = "1d",
+    rounding: Rounding = "nearest",
+    generator: torch.Generator | None = None,
+    axis: int = -1,
+    overwrite: bool = False,
+) -> torch.Tensor:
+    """``fake_quantize`` with the extra controls of ``quantize`` (block axis, reuse of ``x``'s storage)."""
+    quantized = quantize(x, blocks=blocks, rounding=rounding, generator=generator, axis=axis, overwrite=overwrite)
+    return _decode_(quantized.elements, quantized)  # nothing else holds the elements, so decode them in place

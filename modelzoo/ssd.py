@@ -48,38 +48,41 @@ def ssd_chunked(
     chunks = x.shape[1] // chunk_size
     dtype = x.dtype
 
-    # log-decay per step, cumulated within each chunk: [b, g, r, c, L]
-    log_decay = (dt * A.to(dtype)).view(batch, chunks, chunk_size, groups, per_group).permute(0, 3, 4, 1, 2)
+    # Work head-major, [b, g, r, c, L, ...] (r = heads per group, c = chunk, L = position in chunk), so every
+    # contraction below is a plain batched matmul; B and C broadcast over the r heads of their group.
+    def head_major(t: torch.Tensor, inner: int) -> torch.Tensor:
+        return t.reshape(batch, chunks, chunk_size, groups, -1, inner).permute(0, 3, 4, 1, 2, 5)
+
+    log_decay = head_major(dt * A.to(dtype), 1)[..., 0]  # [b, g, r, c, L]
     cum = log_decay.cumsum(-1)
-    xdt = (x * dt[..., None]).view(batch, chunks, chunk_size, groups, per_group, head_dim)
-    Bc = B.view(batch, chunks, chunk_size, groups, state_size)
-    Cc = C.view(batch, chunks, chunk_size, groups, state_size)
+    xdt = head_major(x * dt[..., None], head_dim)  # [b, g, r, c, L, p]
+    Bc = head_major(B, state_size)  # [b, g, 1, c, L, n]
+    Cc = head_major(C, state_size)
 
     # 1. within each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) xdt_j
-    scores = torch.einsum("bclgn,bcsgn->bgcls", Cc, Bc)
-    mixing = scores[:, :, None] * _segment_decay(cum)  # [b, g, r, c, L, L]
-    y = torch.einsum("bgrcls,bcsgrp->bclgrp", mixing, xdt)
+    scores = Cc @ Bc.transpose(-1, -2)  # [b, g, 1, c, L, L]
+    y = (scores * _segment_decay(cum)) @ xdt
 
-    # 2. state each chunk contributes at its end: sum_j exp(cum_last - cum_j) xdt_j B_j^T
-    to_end = torch.exp(cum[..., -1:] - cum)  # [b, g, r, c, L]
-    chunk_states = torch.einsum("bclgrp,bgrcl,bclgn->bcgrpn", xdt, to_end, Bc)
+    # 2. state each chunk contributes at its end: sum_j exp(cum_last - cum_j) xdt_j B_j^T  -> [b, g, r, c, p, n]
+    to_end = torch.exp(cum[..., -1:] - cum)
+    chunk_states = (xdt * to_end[..., None]).transpose(-1, -2) @ Bc
 
     # 3. carry states across chunk boundaries: entering chunk k = sum_{z<=k} decay(z -> k) * source_z,
     #    where source_0 is the initial state and source_{z+1} the state chunk z produced.
     if initial_state is None:
-        initial = torch.zeros_like(chunk_states[:, :1])
+        initial = torch.zeros_like(chunk_states[:, :, :, :1])
     else:
-        initial = initial_state.to(dtype).view(batch, 1, groups, per_group, head_dim, state_size)
-    sources = torch.cat([initial, chunk_states], dim=1)  # [b, c+1, g, r, p, n]
+        initial = initial_state.to(dtype).view(batch, groups, per_group, 1, head_dim, state_size)
+    sources = torch.cat([initial, chunk_states], dim=3)  # [b, g, r, c+1, p, n]
     chunk_cum = F.pad(cum[..., -1], (1, 0)).cumsum(-1)  # [b, g, r, c+1]
-    entering = torch.einsum("bgrkz,bzgrpn->bkgrpn", _segment_decay(chunk_cum), sources)
+    carry = _segment_decay(chunk_cum)  # [b, g, r, c+1, c+1]
+    entering = (carry @ sources.flatten(-2)).view_as(sources)
 
-    # 4. contribution of the entering state to each position: exp(cum_i) * (state C_i)
-    from_start = torch.exp(cum).permute(0, 3, 4, 1, 2)[..., None]  # [b, c, L, g, r, 1]
-    y = y + torch.einsum("bclgn,bcgrpn->bclgrp", Cc, entering[:, :-1]) * from_start
+    # 4. contribution of the entering state to each position: exp(cum_i) * (C_i . state)
+    y = y + (Cc @ entering[:, :, :, :-1].transpose(-1, -2)) * torch.exp(cum)[..., None]
 
-    y = y.reshape(batch, chunks * chunk_size, heads, head_dim)[:, :length]
-    final_state = entering[:, -1].reshape(batch, heads, head_dim, state_size)
+    y = y.permute(0, 3, 4, 1, 2, 5).reshape(batch, chunks * chunk_size, heads, head_dim)[:, :length]
+    final_state = entering[:, :, :, -1].reshape(batch, heads, head_dim, state_size)
     return y, final_state
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelzoo.config import ConfigError
+
 WANDB_MODES = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "flightdeck"
 
@@ -27,9 +29,10 @@ class TrackingOptions:
 
 
 def resolve_mode(requested: str | None) -> str:
+    """``--wandb-mode`` if given, else ``WANDB_MODE``, else online with an API key and offline without."""
     mode = requested or os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     if mode not in WANDB_MODES:
-        raise ValueError(f"--wandb-mode: must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
+        raise ConfigError(f"WANDB_MODE: must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
     return mode
 
 

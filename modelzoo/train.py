@@ -20,18 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from modelzoo.backends import BackendError
-from modelzoo.config import ConfigError, apply_overrides, load_recipe
-from modelzoo.data import CorpusError
-from modelzoo.distributed import Dist, init_distributed, shutdown
+from modelzoo.config import ConfigError, Recipe, apply_overrides, load_recipe
 from modelzoo.run_files import RunDirError, RunFiles
 from modelzoo.tracking import WANDB_MODES, TrackingOptions
-from modelzoo.trainer import IncompatibleCheckpoint, Run, RunOptions, StopRequest, TrainingFailure
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
-BAD_INPUT = (ConfigError, CorpusError, IncompatibleCheckpoint, RunDirError, BackendError)
 log = logging.getLogger("modelzoo.train")
 # Until train.log is open, log records go nowhere (not to Python's last-resort stderr handler): stderr
 # carries exactly one line per failure.
@@ -76,10 +69,10 @@ def configure_logging(path: Path | None) -> None:
         log.addHandler(handler)
 
 
-def _fail(files: RunFiles, ctx: Dist | None, message: str, step: int, max_steps: int) -> None:
+def _fail(files: RunFiles, is_main: bool, message: str, step: int, max_steps: int) -> None:
     """Record a failure: one line on stderr, the reason in train.log and status.json (rank 0, when writable)."""
     one_line = " ".join(message.split())
-    if ctx is None or ctx.is_main:
+    if is_main:
         print(f"error: {one_line}", file=sys.stderr)
         log.error(one_line)
         if files.out.is_dir():
@@ -91,46 +84,58 @@ def _fail(files: RunFiles, ctx: Dist | None, message: str, step: int, max_steps:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # cuBLAS needs this before its first call to choose deterministic workspaces.
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     files = RunFiles(args.out)
-    ctx: Dist | None = None
-    run: Run | None = None
-    max_steps = 0
     try:
         recipe = apply_overrides(load_recipe(args.recipe), parse_overrides(args.set))
-        max_steps = recipe.train.max_steps
-        tracking = TrackingOptions(
-            project=args.wandb_project,
-            group=args.wandb_group,
-            tags=tuple(tag for tag in args.wandb_tags.split(",") if tag),
-            run_id=args.wandb_id,
-            mode=args.wandb_mode,
-        )
         files.ensure_writable()
-        ctx = init_distributed()
-        configure_logging(files.log if ctx.is_main else None)
+    except (ConfigError, RunDirError) as error:
+        _fail(files, int(os.environ.get("RANK", "0")) == 0, str(error), 0, 0)
+        return EXIT_BAD_INPUT
+    tracking = TrackingOptions(
+        project=args.wandb_project,
+        group=args.wandb_group,
+        tags=tuple(tag for tag in args.wandb_tags.split(",") if tag),
+        run_id=args.wandb_id,
+        mode=args.wandb_mode,
+    )
+    return train(recipe, files, args.resume, tracking)
+
+
+def train(recipe: Recipe, files: RunFiles, resume: bool, tracking: TrackingOptions) -> int:
+    """Run training and map its outcome to the contract's exit code."""
+    # Imported only here, after the cheap checks, so a mistyped recipe or key fails without loading torch.
+    import torch
+
+    from modelzoo.backends import BackendError
+    from modelzoo.data import CorpusError
+    from modelzoo.distributed import init_distributed, shutdown
+    from modelzoo.trainer import IncompatibleCheckpoint, Run, RunOptions, StopRequest, TrainingFailure
+
+    # cuBLAS reads this at its first call to choose deterministic workspaces.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    max_steps = recipe.train.max_steps
+    ctx = init_distributed()
+    configure_logging(files.log if ctx.is_main else None)
+    run = Run(RunOptions(recipe, resume, tracking), ctx, files, StopRequest())
+    try:
         torch.use_deterministic_algorithms(True, warn_only=ctx.device.type == "cuda")
-        stop = StopRequest()
-        run = Run(RunOptions(recipe, args.out, args.resume, tracking), ctx, files, stop)
         run.prepare()
         status = run.train()
         if ctx.is_main:
-            print(f"{status} at step {run.step}/{max_steps}: {args.out}")
+            print(f"{status} at step {run.step}/{max_steps}: {files.out}")
         return EXIT_OK
-    except BAD_INPUT as error:
-        _fail(files, ctx, str(error), run.step if run else 0, max_steps)
+    except (ConfigError, CorpusError, IncompatibleCheckpoint, BackendError) as error:
+        _fail(files, ctx.is_main, str(error), run.step, max_steps)
         return EXIT_BAD_INPUT
     except TrainingFailure as error:
-        _fail(files, ctx, f"{error}; the last good checkpoint is kept", error.step, max_steps)
+        _fail(files, ctx.is_main, f"{error}; the last good checkpoint is kept", error.step, max_steps)
         return EXIT_FAILURE
     except Exception as error:  # noqa: BLE001 - any crash must still end in status "failed" and exit 1
         log.exception("training crashed")
-        _fail(files, ctx, f"{type(error).__name__}: {error} (traceback in {files.log})", run.step if run else 0, max_steps)
+        _fail(files, ctx.is_main, f"{type(error).__name__}: {error} (traceback in {files.log})", run.step, max_steps)
         return EXIT_FAILURE
     finally:
-        if ctx is not None:
-            shutdown(ctx)
+        shutdown(ctx)
 
 
 if __name__ == "__main__":

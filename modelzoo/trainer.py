@@ -57,7 +57,6 @@ class IncompatibleCheckpoint(ValueError):
 @dataclass(frozen=True)
 class RunOptions:
     recipe: Recipe
-    out: Path
     resume: bool
     tracking: TrackingOptions = TrackingOptions()
 

@@ -1,9 +1,5 @@
 """The suite's own services are real: throw-away Redis, PostgreSQL under `make test`, a Celery worker process."""
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -12,9 +8,8 @@ from django.db import connection
 
 from ideas import services as ideas
 from ideas.models import Notification
+from tests.support.plugin import Services, provide_database
 from tests.support.processes import live_group_members
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(condition, timeout: float = 30.0) -> bool:
@@ -71,16 +66,15 @@ def test_the_shared_worker_keeps_working_across_a_redis_restart(celery_worker, r
 
 
 def test_custom_processes_start_and_a_kill_takes_the_whole_pool_down(celery_processes):
-    worker = celery_processes.worker(concurrency=2)
-    beat = celery_processes.beat()
+    beat = celery_processes.beat()  # boots while the worker does
+    worker = celery_processes.worker(concurrency=1)
     worker.kill()
-    assert live_group_members(worker.pid) == []  # no pool child survives its parent
+    assert live_group_members(worker.pid) == []  # the pool child died with its parent
     assert _wait_for(lambda: "beat: Starting" in beat.log_text(), timeout=20), beat.log_tail()
 
 
-def test_require_postgres_refuses_to_run_on_sqlite(tmp_path):
-    env = {**os.environ, "FLIGHTDECK_REQUIRE_POSTGRES": "1", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/config"], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
-    assert "FLIGHTDECK_REQUIRE_POSTGRES=1 but DATABASE_URL" in result.stderr
+def test_require_postgres_refuses_sqlite_before_django_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    services = Services(temp_dir=tmp_path, require_postgres=True)
+    with pytest.raises(pytest.UsageError, match="FLIGHTDECK_REQUIRE_POSTGRES=1 but DATABASE_URL is 'sqlite:///"):
+        provide_database(services)

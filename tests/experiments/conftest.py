@@ -4,7 +4,6 @@ Roles: `pic` (PIC of `area`), `volunteer` (volunteer of `area`), `outsider` (mem
 `fast_baseline` is tiny-ci shrunk so a run of a few steps takes seconds: it logs every step and
 checkpoints every 2 steps, so tests can stop a run part-way and see it resume.
 """
-import time
 from collections.abc import Callable
 
 import pytest
@@ -72,13 +71,3 @@ def make_idea(area: Area, pic: User) -> Callable[..., Idea]:
 def fast_baseline(db) -> Baseline:
     return experiment_services.baseline_save(name="tiny-fast", recipe="tiny-ci", overrides=FAST_OVERRIDES)
 
-
-def wait_until(condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.5) -> object:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")

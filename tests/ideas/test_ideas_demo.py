@@ -10,7 +10,7 @@ from ideas.lifecycle import Status
 from ideas.models import Area, Decision, Idea
 
 
-def test_seed_covers_every_state_and_is_idempotent(db, django_assert_max_num_queries):
+def test_seed_covers_every_state_and_is_idempotent(db, client, django_assert_max_num_queries):
     out = io.StringIO()
     # A query budget rather than a stopwatch: wall time on a shared CI machine is noise.
     # (About 1 s on an idle 2-core machine; see docs/benchmarks.md.)
@@ -22,16 +22,12 @@ def test_seed_covers_every_state_and_is_idempotent(db, django_assert_max_num_que
     closed = Idea.objects.filter(status__in=[Status.LANDED, Status.REJECTED]).count()
     assert Decision.objects.count() == closed > 0
     assert "maya.chen" in out.getvalue() and DEMO_PASSWORD in out.getvalue()
+    assert client.login(username="admin", password=DEMO_PASSWORD)
+    assert client.get("/admin/ideas/idea/").status_code == 200
 
     counts = (Area.objects.count(), Idea.objects.count(), Decision.objects.count())
     seed(io.StringIO())
     assert (Area.objects.count(), Idea.objects.count(), Decision.objects.count()) == counts
-
-
-def test_demo_users_can_sign_in(db, client):
-    seed(io.StringIO())
-    assert client.login(username="admin", password=DEMO_PASSWORD)
-    assert client.get("/admin/ideas/idea/").status_code == 200
 
 
 def test_create_api_token_prints_a_working_token(make_user, area, client):

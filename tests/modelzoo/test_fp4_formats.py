@@ -1,5 +1,7 @@
 """NVFP4 number formats (E2M1 elements, E4M3 scales) and the random Hadamard transform, against references."""
 
+import math
+
 import pytest
 import torch
 
@@ -12,6 +14,10 @@ E2M1_TIES = {0.25: 0.0, 0.75: 1.0, 1.25: 1.0, 1.75: 2.0, 2.5: 2.0, 3.5: 4.0, 5.0
 
 def grid_midpoints(grid: list[float]) -> list[float]:
     return [(a + b) / 2 for a, b in zip(grid, grid[1:])]
+
+
+def round_e2m1(values: torch.Tensor, noise_bits: torch.Tensor | None = None) -> torch.Tensor:
+    return round_e2m1_(values.clone(), values.abs(), noise_bits)
 
 
 def test_e4m3_rounding_matches_bit_level_reference():
@@ -29,22 +35,24 @@ def test_e4m3_rounding_matches_bit_level_reference():
 
 def test_e2m1_nearest_follows_thresholds_with_ties_to_even():
     ties = torch.tensor(list(E2M1_TIES))
-    assert round_e2m1_(ties.clone()).tolist() == list(E2M1_TIES.values())
+    assert round_e2m1(ties).tolist() == list(E2M1_TIES.values())
+    assert round_e2m1(-ties).tolist() == [-v for v in E2M1_TIES.values()]
     # Just off a tie the nearer neighbour wins whichever way the tie went.
-    above = round_e2m1_(torch.nextafter(ties, torch.tensor(7.0)))
-    below = round_e2m1_(torch.nextafter(ties, torch.tensor(0.0)))
+    above = round_e2m1(torch.nextafter(ties, torch.tensor(7.0)))
+    below = round_e2m1(torch.nextafter(ties, torch.tensor(0.0)))
     assert above.tolist() == [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
     assert below.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
-    dense = torch.linspace(0, 7, 7001)
-    expected = torch.tensor([round_to_grid(v, E2M1) for v in dense.double().tolist()], dtype=torch.float32)
-    assert torch.equal(round_e2m1_(dense.clone()), expected)
+    dense = torch.linspace(-7, 7, 14001)
+    expected = [math.copysign(round_to_grid(abs(v), E2M1), v) for v in dense.double().tolist()]
+    assert torch.equal(round_e2m1(dense), torch.tensor(expected, dtype=torch.float32))
 
 
 def test_e2m1_stochastic_rounding_is_unbiased_and_stays_between_neighbours():
     values = torch.tensor([0.1, 0.3, 0.6, 1.2, 1.9, 2.2, 2.75, 3.6, 4.5, 5.9])
     draws = values.repeat(20000, 1)
-    rounded = round_e2m1_(draws.clone(), random_bits(draws.shape, draws.device, torch.Generator().manual_seed(1)))
-    nearest = round_e2m1_(values.clone())
+    bits = random_bits(draws.shape, draws.device, torch.Generator().manual_seed(1))
+    rounded = round_e2m1(draws, bits)
+    nearest = round_e2m1(values)
     mean_error = (rounded.mean(0) - values).abs()
     assert torch.all(mean_error < (nearest - values).abs())
     assert torch.all(mean_error < 0.02)
@@ -52,8 +60,10 @@ def test_e2m1_stochastic_rounding_is_unbiased_and_stays_between_neighbours():
     lower = grid[torch.searchsorted(grid, values, right=True) - 1]
     upper = grid[torch.searchsorted(grid, values)]
     assert torch.all((rounded == lower) | (rounded == upper))
-    on_grid = grid.repeat(100, 1)
-    assert torch.equal(round_e2m1_(on_grid.clone(), random_bits(on_grid.shape, on_grid.device, None)), on_grid)
+    # Mirrored draws (bits -> 255 - bits, i.e. dither -> -dither) give exactly the mirrored result.
+    assert torch.equal(round_e2m1(-draws, 255 - bits), -rounded)
+    on_grid = torch.cat([grid, -grid]).repeat(100, 1)
+    assert torch.equal(round_e2m1(on_grid, random_bits(on_grid.shape, on_grid.device, None)), on_grid)
 
 
 def test_random_bits_follow_the_generator():

@@ -58,7 +58,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # Playwright's sync API runs an event loop in the main thread; Django would refuse ORM calls there.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     _provide_redis(services)
-    _provide_database(services)
+    provide_database(services)
 
 
 def _provide_redis(services: Services) -> None:
@@ -71,7 +71,8 @@ def _provide_redis(services: Services) -> None:
     services.notes.append(f"redis: throw-away server at {services.redis.url}")
 
 
-def _provide_database(services: Services) -> None:
+def provide_database(services: Services) -> None:
+    """Set DATABASE_URL for the session, or refuse a non-PostgreSQL one when PostgreSQL is required."""
     url = os.environ.get("DATABASE_URL")
     if url is None and services.require_postgres:
         services.postgres = PostgresCluster()

@@ -52,7 +52,8 @@ class RedisServer:
         return redis.Redis.from_url(self.url, socket_connect_timeout=2)
 
     def clear_broker_state(self) -> None:
-        """Drop queued and unacknowledged messages left by an earlier test; keep kombu's routing table."""
+        """Drop what earlier tests left (queued and unacknowledged messages, cached values); keep kombu's
+        routing table, which running workers declared once at start-up."""
         with self.client() as client:
             stale = [key for key in client.scan_iter() if not key.startswith(_KOMBU_BINDINGS)]
             if stale:

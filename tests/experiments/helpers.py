@@ -1,0 +1,19 @@
+"""Polling helper for tests that watch real workers."""
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll ``condition`` until it returns something truthy and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,93 @@
+"""Crashes and lost messages: the attempt rows, leases and the reconciler keep every run going exactly once.
+
+Each test starts its own worker(s) and beat with short timings; the trainer is the real tiny-ci one.
+"""
+import pytest
+
+from experiments import orphans, services
+from experiments.models import Attempt, Metric, Run, RunStatus
+from tests.experiments.helpers import wait_until
+
+pytestmark = pytest.mark.timeout(420)
+
+FAST = {
+    "FLIGHTDECK_LEASE_SECONDS": "8",
+    "FLIGHTDECK_MONITOR_SECONDS": "1",
+    "FLIGHTDECK_RECONCILE_SECONDS": "2",
+    "FLIGHTDECK_REQUEUE_AFTER_SECONDS": "4",
+    "FLIGHTDECK_WANDB_MODE": "disabled",
+}
+
+
+def launch(user, idea, max_steps: int):
+    return services.study_launch(user=user, kind="ablation", baseline="tiny-fast", ideas=[idea.key], seeds=[0],
+                                 max_steps=max_steps)
+
+
+def all_succeeded(study) -> list[Run] | None:
+    runs = list(Run.objects.filter(study=study))
+    return runs if {run.status for run in runs} == {RunStatus.SUCCEEDED} else None
+
+
+def trainers_of(study) -> list[orphans.TrainerProcess]:
+    attempt_ids = set(Attempt.objects.filter(run__study=study).values_list("pk", flat=True))
+    return [process for process in orphans.trainer_processes() if process.attempt_id in attempt_ids]
+
+
+def trainer_starts(run: Run) -> int:
+    return (run.run_dir / "train.log").read_text().count(" INFO model: ")
+
+
+def test_a_killed_worker_s_runs_resume_from_their_checkpoints_on_a_new_worker(celery_processes, pic, make_idea,
+                                                                              fast_baseline):
+    doomed = celery_processes.worker(env=FAST)
+    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=8)
+    wait_until(lambda: not Run.objects.filter(study=study).exclude(status=RunStatus.RUNNING, step__gte=3).exists(),
+               timeout=240, what="both runs to pass their step-2 checkpoint")
+
+    doomed.kill()
+    # The trainers die with their worker (parent-death signal): nothing is left running unsupervised.
+    wait_until(lambda: not trainers_of(study), timeout=30, what="the killed worker's trainers to exit")
+
+    celery_processes.worker(env=FAST)
+    celery_processes.beat(env=FAST)
+    runs = wait_until(lambda: all_succeeded(study), timeout=300, what="the runs to resume and succeed")
+
+    for run in runs:
+        attempts = list(run.attempts.order_by("number"))
+        assert attempts[0].state == RunStatus.PREEMPTED and attempts[0].reason.startswith("lease expired")
+        assert attempts[-1].state == RunStatus.SUCCEEDED and attempts[-1].resumed_from_step >= 2
+        steps = list(Metric.objects.filter(run=run, name="train_loss").order_by("step").values_list("step", flat=True))
+        assert steps == list(range(1, 9)), "one train_loss point per step, none missing, none repeated"
+        assert list(Metric.objects.filter(run=run, name="val_loss").values_list("step", flat=True)) == [2, 4, 6, 8]
+        assert trainer_starts(run) == len(attempts)
+    assert not trainers_of(study)
+
+
+def test_a_run_longer_than_the_visibility_timeout_is_started_once(celery_processes, pic, make_idea, fast_baseline):
+    short_visibility = {**FAST, "FLIGHTDECK_VISIBILITY_TIMEOUT": "5"}
+    celery_processes.worker(env=short_visibility, concurrency=1)
+    celery_processes.worker(env=short_visibility, concurrency=1)
+    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=6)
+
+    runs = wait_until(lambda: all_succeeded(study), timeout=300, what="both runs to succeed")
+
+    for run in runs:
+        [attempt] = run.attempts.all()
+        assert (attempt.finished_at - attempt.started_at).total_seconds() > 5, "the run must outlast the timeout"
+        assert trainer_starts(run) == 1
+
+
+def test_runs_queued_when_redis_restarts_empty_still_all_run(celery_processes, redis_server, pic, make_idea,
+                                                             fast_baseline):
+    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=2)
+    assert set(study.runs.values_list("status", flat=True)) == {RunStatus.QUEUED}
+
+    redis_server.kill()
+    redis_server.start()
+    redis_server.clear_broker_state()  # it came back without the start messages
+
+    celery_processes.worker(env=FAST)
+    celery_processes.beat(env=FAST)
+    runs = wait_until(lambda: all_succeeded(study), timeout=300, what="the queued runs to be re-sent and succeed")
+    assert all(run.attempts.count() == 1 for run in runs), "a re-sent message reuses the queued attempt"
