@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -38,16 +39,23 @@ ARCH = {
 }
 
 
-def time_steps(step: Callable[[], None], steps: int, warmup: int = 2) -> float:
-    """Median seconds of one call after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def time_side_by_side(
+    steps: dict[str, Callable[[], None]], repeats: int, statistic: Callable = statistics.median
+) -> dict[str, dict[str, float]]:
+    """Wall and process-CPU seconds per call (median unless ``statistic`` says otherwise), the candidates interleaved call by call so that load
+    from other processes on a shared machine hits all of them alike."""
+    for step in steps.values():
+        step()  # warm-up
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            step()
+            samples[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {
+        name: {"wall_s": statistic([w for w, _ in runs]), "cpu_s": statistic([c for _, c in runs])}
+        for name, runs in samples.items()
+    }
 
 
 def train_step(model: torch.nn.Module, ids: torch.Tensor, loss_of: Callable) -> Callable[[], None]:
@@ -62,11 +70,12 @@ def train_step(model: torch.nn.Module, ids: torch.Tensor, loss_of: Callable) -> 
     return step
 
 
-def matmul_ceiling(size: int = 1024, repeats: int = 10) -> float:
-    """Best fp32 GEMM rate of this machine in FLOP/s (square ``size`` matrices)."""
+def matmul_ceiling(size: int = 1024, repeats: int = 10) -> tuple[float, float]:
+    """Best fp32 GEMM rate with the current threads (square ``size`` matrices): (FLOP per wall second,
+    FLOP per CPU second summed over threads)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    seconds = min(time_steps(lambda: torch.mm(a, b), 1, warmup=1) for _ in range(repeats))
-    return 2 * size**3 / seconds
+    timings = time_side_by_side({"mm": lambda: torch.mm(a, b)}, repeats, statistic=min)["mm"]
+    return 2 * size**3 / timings["wall_s"], 2 * size**3 / timings["cpu_s"]
 
 
 def model_flops_per_step(cfg: ModelConfig) -> float:
@@ -103,10 +112,10 @@ def ssd_timings(cfg: ModelConfig) -> dict[str, float]:
     A = -torch.rand(m.num_heads, generator=g)
     B = torch.randn(BATCH, SEQ, m.n_groups, m.state_size, generator=g)
     C = torch.randn(BATCH, SEQ, m.n_groups, m.state_size, generator=g)
-    return {
-        "ssd_chunked_ms": 1e3 * time_steps(lambda: ssd_chunked(x, dt, A, B, C, m.chunk_size), 5),
-        "ssd_naive_scan_ms": 1e3 * time_steps(lambda: ssd_ref(x, dt, A, B, C), 3, warmup=1),
-    }
+    timings = time_side_by_side(
+        {"chunked": lambda: ssd_chunked(x, dt, A, B, C, m.chunk_size), "naive": lambda: ssd_ref(x, dt, A, B, C)}, 3
+    )
+    return {"ssd_chunked_ms": 1e3 * timings["chunked"]["wall_s"], "ssd_naive_scan_ms": 1e3 * timings["naive"]["wall_s"]}
 
 
 def main() -> None:
@@ -114,6 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-hf", action="store_true", help="do not time transformers' model")
+    parser.add_argument("--skip-fp4", action="store_true", help="do not time the NVFP4-emulated model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -121,36 +131,43 @@ def main() -> None:
     cfg = apply_model_overrides(ModelConfig(), ARCH)
     ids = torch.randint(0, cfg.vocab_size, (BATCH, SEQ))
     ours = HybridLM(cfg)
-    results: dict[str, float | int | str] = {"threads": args.threads, "torch": torch.__version__}
-    results["ours_step_s"] = time_steps(train_step(ours, ids, ours_loss), args.steps)
-    results["ours_tokens_per_s"] = BATCH * SEQ / results["ours_step_s"]
-    results["peak_rss_after_ours_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
+    steps = {"ours": train_step(ours, ids, ours_loss)}
     if not args.skip_hf:
         from transformers import NemotronHForCausalLM
 
         with tempfile.TemporaryDirectory() as tmp:
             theirs = NemotronHForCausalLM.from_pretrained(to_hf(ours, Path(tmp) / "hf"))
-        theirs.train()
-        results["hf_step_s"] = time_steps(train_step(theirs, ids, hf_loss), args.steps)
-        results["hf_tokens_per_s"] = BATCH * SEQ / results["hf_step_s"]
-        results["speedup_vs_hf"] = results["hf_step_s"] / results["ours_step_s"]
-        del theirs
+        steps["hf"] = train_step(theirs.train(), ids, hf_loss)
+    if fp4_too := not args.skip_fp4:
+        steps["fp4"] = train_step(HybridLM(apply_model_overrides(cfg, {"fp4.enabled": True})), ids, ours_loss)
 
-    ceiling = matmul_ceiling()
+    results: dict[str, float | int | str] = {"threads": args.threads, "torch": torch.__version__}
+    results["load_average_before"] = os.getloadavg()[0]
+    timings = time_side_by_side(steps, args.steps)
+    results["load_average_after"] = os.getloadavg()[0]
+    for name, timing in timings.items():
+        results[f"{name}_step_wall_s"] = timing["wall_s"]
+        results[f"{name}_step_cpu_s"] = timing["cpu_s"]
+        results[f"{name}_tokens_per_s"] = BATCH * SEQ / timing["wall_s"]
+    if "hf" in timings:
+        results["speedup_vs_hf_wall"] = timings["hf"]["wall_s"] / timings["ours"]["wall_s"]
+        results["speedup_vs_hf_cpu"] = timings["hf"]["cpu_s"] / timings["ours"]["cpu_s"]
+    if fp4_too:
+        results["fp4_over_plain_wall"] = timings["fp4"]["wall_s"] / timings["ours"]["wall_s"]
+        results["fp4_over_plain_cpu"] = timings["fp4"]["cpu_s"] / timings["ours"]["cpu_s"]
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    ceiling_wall, ceiling_cpu = matmul_ceiling()
     flops = model_flops_per_step(cfg)
-    results["matmul_ceiling_gflops"] = ceiling / 1e9
+    results["matmul_ceiling_gflops_wall"] = ceiling_wall / 1e9
+    results["matmul_ceiling_gflops_per_cpu_s"] = ceiling_cpu / 1e9
     results["model_gflop_per_step"] = flops / 1e9
-    results["mfu"] = flops / results["ours_step_s"] / ceiling
-
-    fp4_model = HybridLM(apply_model_overrides(cfg, {"fp4.enabled": True}))
-    results["fp4_step_s"] = time_steps(train_step(fp4_model, ids, ours_loss), args.steps)
-    results["fp4_over_plain"] = results["fp4_step_s"] / results["ours_step_s"]
-    del fp4_model
+    results["mfu_wall"] = flops / timings["ours"]["wall_s"] / ceiling_wall
+    # FLOPs per CPU-second against the GEMM's FLOPs per CPU-second: less sensitive to other load on the machine.
+    results["mfu_cpu"] = flops / timings["ours"]["cpu_s"] / ceiling_cpu
 
     results.update(ssd_timings(cfg))
     results["ssd_speedup"] = results["ssd_naive_scan_ms"] / results["ssd_chunked_ms"]
-    results["peak_rss_end_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}, indent=1))
 
 

@@ -51,26 +51,30 @@ def _reviewers(password_hash: str) -> list[AbstractBaseUser]:
     return users
 
 
-def _charge_usage(cycle: Cycle, area: Area, ideas: list[Idea], pool: Pool, hours: Decimal, until: datetime, rng: random.Random) -> None:
-    """Attempts of 16-64 GPUs in 12-hour segments until about ``hours`` GPU-hours are used or ``until`` is reached."""
+def _charge_usage(cycle: Cycle, area: Area, ideas: list[Idea], pool: Pool, share: Decimal, until: datetime, rng: random.Random) -> None:
+    """Attempts of 16-64 GPUs, in 12-hour segments, starting at random times before ``until``, until the area
+    has used ``share`` of its grant pro rata to the part of the cycle that has passed."""
     step = timedelta(hours=12)
+    span_hours = int((until - cycle.start).total_seconds() // 3600) - 12
+    if span_hours <= 0:
+        return
+    target = share * Decimal(span_hours + 12) / cycle.window.hours
     charged, attempt = Decimal(0), 0
-    start = cycle.start + timedelta(hours=rng.randint(0, 48))
-    while charged < hours:
+    while charged < target:
         attempt += 1
         idea = ideas[attempt % len(ideas)] if ideas and attempt % 3 else None
         key = f"demo-{cycle.first_day}-{area.slug}-{pool.name}-{attempt}"
         gpus = rng.choice((16, 32, 64))
-        for segment in range(rng.randint(1, 4)):
+        start = cycle.start + timedelta(hours=rng.randint(0, span_hours))
+        for segment in range(rng.randint(1, 3)):
             segment_start = start + segment * step
-            if segment_start + step > until or charged >= hours:
-                return
+            if segment_start + step > until or charged >= target:
+                break
             for entry in services.usage_charge_segment(
                 attempt_key=key, segment_start=segment_start, segment_end=segment_start + step, gpus=gpus,
                 pool=pool, area=area, idea=idea,
             ):
                 charged += entry.gpu_hours
-        start += timedelta(hours=rng.randint(6, 30))
 
 
 def _seed_cycle(window: CycleWindow, areas: list[Area], pools: list[Pool], reviewers: list, admin, now: datetime, rng: random.Random) -> bool:
@@ -84,7 +88,7 @@ def _seed_cycle(window: CycleWindow, areas: list[Area], pools: list[Pool], revie
     for area in areas:
         ideas = [idea for idea in area.ideas.all() if idea.status in ACTIVE_STATES]
         for pool in pools[: 1 + (rng.random() < 0.3)]:
-            amount = Decimal(rng.randrange(800, 3200, 100)) if pool.name == "h100" else Decimal(rng.randrange(300, 1200, 50))
+            amount = Decimal(rng.randrange(1500, 4000, 100)) if pool.name == "h100" else Decimal(rng.randrange(300, 1200, 50))
             area_request, _ = services.request_submit(
                 requester=area.pic, cycle=cycle, pool=pool, area=area, gpu_hours=amount, stage="scale-up",
                 justification=rng.choice(JUSTIFICATIONS), evidence_links=[f"/areas/{area.slug}/"],

@@ -145,7 +145,7 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOvervie
     areas = Table("areas", "Areas", ["Area", "Requested GPU-h", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
     for area in Area.objects.filter(pk__in=area_ids).order_by("name"):
         grant, used = granted.get(area.pk, ZERO), used_by_area.get(area.pk, ZERO)
-        areas.rows.append([area, requested.get(area.pk, ZERO), grant, _round(used), _round(grant - used)])
+        areas.rows.append([area, _round(requested.get(area.pk, ZERO)), _round(grant), _round(used), _round(grant - used)])
 
     budgets = list(Allocation.objects.filter(cycle=cycle, level=Allocation.Level.ORG).select_related("pool").order_by("pool__name"))
     granted_by_pool = dict(
@@ -161,7 +161,7 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOvervie
         pool, used = budget.pool, used_by_pool.get(budget.pool_id, ZERO)
         capacity_so_far = pool.gpu_count * elapsed
         utilisation = _round(100 * used / capacity_so_far) if capacity_so_far else ZERO
-        pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, budget.gpu_hours, granted_by_pool.get(pool.pk, ZERO), _round(used), utilisation])
+        pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, budget.gpu_hours, _round(granted_by_pool.get(pool.pk, ZERO)), _round(used), utilisation])
 
     # A segment counts on the local day it started: segments are minutes long, so this is exact to a few minutes.
     per_day = dict(

@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE["experiments-reconcile"] = {
     "task": "experiments.tasks.reconcile",
     "schedule": FLIGHTDECK_RECONCILE_SECONDS,
 }
+FLIGHTDECK_IDEA_PANELS.append("experiments/idea_panel.html")  # "Run ablation" and the idea's studies
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["RunStatusEnum"] = "experiments.models.RunStatus"  # runs and attempts
 
 # compute: review cycles and GPU-hour budgets (see compute/cycles.py for the phase schedule).
 FLIGHTDECK_COMPUTE_CYCLE_ANCHOR = env_str("FLIGHTDECK_COMPUTE_CYCLE_ANCHOR", "2024-01-01")  # a Monday; cycles start every 14 days from it

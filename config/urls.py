@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 api_patterns = [
     path("", include("ideas.api_urls")),
     path("", include("compute.api_urls")),
+    path("", include("experiments.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
@@ -13,5 +14,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_patterns)),
     path("compute/", include("compute.urls")),
+    path("experiments/", include("experiments.urls")),
     path("", include("ideas.urls")),
 ]

@@ -2,8 +2,8 @@
 
 HybridLM's parameter names equal transformers' below the ``model.`` prefix, so conversion is a rename.
 MTP weights are stored under ``mtp.*`` (transformers ignores them on load). The full modelzoo model config
-is kept in config.json under ``modelzoo_config``, so settings transformers has no field for (training
-hyper-parameters, fp4, backend) survive a round trip. Features transformers' NemotronH always has are
+is kept in config.json under ``modelzoo_config``, so settings transformers has no field for (fp4, MoE
+balancing, MTP pattern, backend) survive a round trip; it takes precedence over the transformers fields. Features transformers' NemotronH always has are
 emulated exactly: a model without shared expert exports a width-1 shared expert whose output weight is 0.
 
 CLI: ``python -m modelzoo.export --checkpoint DIR --to hf OUT`` where DIR is a training run directory
@@ -121,22 +121,27 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
     """ModelConfig of a transformers NemotronH config.json dictionary."""
     for key, supported in _FIXED_HF_FIELDS.items():
         if key in hf and hf[key] != supported:
-            raise ExportError(f"config.json: {key} = {hf[key]!r} is not supported (modelzoo implements {supported!r})")
+            raise ExportError(
+                f"config.json: {key} = {hf[key]!r} is not supported (modelzoo implements {supported!r})"
+            )
     if "modelzoo_config" in hf:
         try:
             return model_config_from_dict(hf["modelzoo_config"])
         except ConfigError as error:
             raise ExportError(f"config.json: modelzoo_config: {error}") from None
     hf_to_kind = {hf_name: kind for kind, hf_name in HF_LAYER_TYPES.items()}
+    mtp_layers = hf.get("mtp_layers_block_type") or ["full_attention", "moe"]
     try:
+        # unknown layer types pass through unchanged so that the error names them
         pattern = format_pattern([hf_to_kind.get(t, t) for t in _layer_types(hf)])
-        mtp_pattern = format_pattern([hf_to_kind.get(t, t) for t in hf.get("mtp_layers_block_type") or ["full_attention", "moe"]])
+        mtp_pattern = format_pattern([hf_to_kind.get(t, t) for t in mtp_layers])
     except ConfigError as error:
         raise ExportError(f"config.json: {error}") from None
+    # Fallbacks are transformers' NemotronHConfig defaults, for config.json files that omit a field.
     overrides = {
         "pattern": pattern,
-        "vocab_size": hf["vocab_size"],
-        "hidden_size": hf["hidden_size"],
+        "vocab_size": hf.get("vocab_size", 131072),
+        "hidden_size": hf.get("hidden_size", 4096),
         "norm_eps": hf.get("layer_norm_epsilon", 1e-5),
         "initializer_range": hf.get("initializer_range", 0.02),
         "rescale_prenorm_residual": hf.get("rescale_prenorm_residual", True),

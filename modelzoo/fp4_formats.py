@@ -1,65 +1,80 @@
-"""The two number formats of NVFP4: E2M1 elements and E4M3 block scales, emulated on float32 tensors.
+"""The two number formats of NVFP4, E2M1 elements and E4M3 block scales, emulated on float32 tensors.
 
-E2M1 (1 sign, 2 exponent, 1 mantissa bit) holds {0, 0.5, 1, 1.5, 2, 3, 4, 6} and their negatives; its grid
-spacing is 0.5 below 2, 1 in [2, 4) and 2 in [4, 6]. Rounding uses the "magic number" identity: adding
-``C = 1.5 · spacing · 2**23`` to a float32 of magnitude below ``0.5 · spacing · 2**23`` leaves a sum whose last
-mantissa bit is worth exactly ``spacing`` (the 1.5 keeps the sum inside one binade even for small negative
-inputs, and is an even multiple of the spacing so ties still go to even), so the hardware's round-to-nearest-even
-of that addition *is* E2M1 round-to-nearest-even, and the subtraction of ``C`` is exact. This keeps the emulation to a handful of vectorised passes, with no lookup tables.
-
-E4M3 rounding of the block scales uses torch's ``float8_e4m3fn`` cast (round-to-nearest-even, subnormals down to
-2**-9), clamped at 448 first because NVFP4 saturates scales instead of producing NaN.
+E2M1 (2 exponent bits, 1 mantissa bit) holds {0, 0.5, 1, 1.5, 2, 3, 4, 6} and their negatives; E4M3 ("fn": no
+infinities, 3 mantissa bits) runs from the subnormal 2**-9 to 448. Both are rounded with the "magic number"
+identity: adding ``C = 1.5 · spacing · 2**23`` to a float32 of magnitude below ``0.5 · spacing · 2**23`` leaves a
+sum whose last mantissa bit is worth exactly ``spacing``, so the hardware's round-to-nearest-even of that
+addition *is* round-to-nearest-even onto the format's grid, and subtracting ``C`` again is exact. The factor 1.5
+keeps the sum inside one binade for negative values too, and is an even multiple of the spacing so ties still go
+to even. The spacing follows from the value's binade, clamped below at the smallest normal binade (whose spacing
+the subnormals share) and above at the top binade. Everything is a few in-place vectorised passes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-E2M1_MAX = 6.0
-E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-E4M3_MAX = 448.0
-
-_EXPONENT_MASK = 0x7F800000
-_MANTISSA_BITS = 23
-# For a in [1, 4] the spacing is half the binade's power of two 2**e, so C = 1.5 · 2**(e - 1 + 23): raise the
-# exponent by 22 and set the top mantissa bit.
-_MAGIC_BITS_OFFSET = ((_MANTISSA_BITS - 1) << _MANTISSA_BITS) | (1 << (_MANTISSA_BITS - 1))
+_FLOAT32_MANTISSA_BITS = 23
+_FLOAT32_EXPONENT_MASK = 0x7F800000
 # Each element gets 8 random bits, as Blackwell's ``cvt.rs ... e2m1x4`` takes 32 random bits for four values.
 _RANDOM_LEVELS = 256
 
 
-def round_e4m3(scale: torch.Tensor) -> torch.Tensor:
-    """Round non-negative float32 scales to the nearest E4M3 value (ties to even), saturating at 448."""
-    return scale.clamp(max=E4M3_MAX).to(torch.float8_e4m3fn).to(torch.float32)
+@dataclass(frozen=True)
+class FloatFormat:
+    mantissa_bits: int
+    min_normal: float  # smallest normal value; subnormals below it share its spacing
+    top_binade: float  # power of two starting the highest binade
+    max_value: float  # largest finite value; larger magnitudes saturate to it
+
+    def magic_offset(self) -> int:
+        """Bits to add to the float32 exponent field of ``2**e`` to obtain ``C = 1.5 · 2**(e - m) · 2**23``."""
+        shift = _FLOAT32_MANTISSA_BITS - self.mantissa_bits
+        return (shift << _FLOAT32_MANTISSA_BITS) | (1 << (_FLOAT32_MANTISSA_BITS - 1))
 
 
-def _magic_constant_(magnitudes: torch.Tensor) -> torch.Tensor:
-    """Turn |values| in [0, 6] into ``C = 1.5 · spacing · 2**23`` in place, from the E2M1 spacing there.
+E2M1 = FloatFormat(mantissa_bits=1, min_normal=1.0, top_binade=4.0, max_value=6.0)
+E4M3 = FloatFormat(mantissa_bits=3, min_normal=2.0**-6, top_binade=256.0, max_value=448.0)
 
-    Below 1 the spacing equals that of [1, 2), and from 4 up it equals that of [4, 8), so clamping to [1, 4] and
-    keeping only the exponent bits yields the binade's power of two, from which C follows by a bit offset.
+
+def _magic_constant_(magnitudes: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """Turn float32 magnitudes into the rounding constants ``C`` of ``fmt`` at those magnitudes, in place."""
+    bits = magnitudes.clamp_(fmt.min_normal, fmt.top_binade).view(torch.int32)
+    return bits.bitwise_and_(_FLOAT32_EXPONENT_MASK).add_(fmt.magic_offset()).view(torch.float32)
+
+
+def round_to_format_(
+    values: torch.Tensor, magnitudes: torch.Tensor, fmt: FloatFormat, noise_bits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Round float32 ``values`` onto the grid of ``fmt`` in place, saturating at its largest value.
+
+    ``magnitudes`` must hold ``values.abs()``; it serves as scratch space and is overwritten. Without
+    ``noise_bits`` rounding is to nearest with ties to even. ``noise_bits`` (uint8, same shape) selects
+    stochastic rounding: each value is dithered by ``(bits - 127.5) / 256`` of the local grid spacing before
+    rounding to nearest, which moves it to the upper neighbour with probability equal to its fractional position
+    between the two neighbours (to within 1/256), so the result is unbiased.
     """
-    bits = magnitudes.clamp_(1.0, 4.0).view(torch.int32)
-    return bits.bitwise_and_(_EXPONENT_MASK).add_(_MAGIC_BITS_OFFSET).view(torch.float32)
+    values.clamp_(-fmt.max_value, fmt.max_value)
+    magic = _magic_constant_(magnitudes, fmt)
+    if noise_bits is not None:
+        centred = noise_bits.to(torch.float32).sub_((_RANDOM_LEVELS - 1) / 2)
+        # spacing / 256 = C / 1.5 · 2**-23 / 256. The dither stays strictly inside half a spacing, so values on the
+        # grid never move and the neighbours reached are those of the undithered value's binade.
+        values.addcmul_(centred, magic, value=2.0 ** -(_FLOAT32_MANTISSA_BITS + 8) / 1.5)
+    return values.add_(magic).sub_(magic)
 
 
 def round_e2m1_(values: torch.Tensor, magnitudes: torch.Tensor, noise_bits: torch.Tensor | None = None) -> torch.Tensor:
-    """Round float32 ``values`` (already scaled into the E2M1 range) onto the E2M1 grid, in place.
+    """E2M1 rounding of scaled elements in place (see ``round_to_format_``); magnitudes above 6 saturate to 6."""
+    return round_to_format_(values, magnitudes, E2M1, noise_bits)
 
-    ``magnitudes`` must hold ``values.abs()``; it serves as scratch space and is overwritten. Magnitudes above 6
-    saturate to 6. Without ``noise_bits`` rounding is to nearest with ties to even. ``noise_bits`` (uint8, same
-    shape) selects stochastic rounding: each value is dithered by ``(bits - 127.5) / 256`` of the local grid
-    spacing before rounding to nearest, which rounds away from the lower neighbour with probability equal to the
-    fractional position between the two neighbours (to within 1/256), so the result is unbiased.
-    """
-    values.clamp_(-E2M1_MAX, E2M1_MAX)
-    magic = _magic_constant_(magnitudes)
-    if noise_bits is not None:
-        dither = noise_bits.to(torch.float32).sub_((_RANDOM_LEVELS - 1) / 2)
-        # spacing / 256 = C / 1.5 · 2**-23 / 2**8; the dither stays strictly inside half a spacing, so values already on
-        # the grid are never moved and the neighbours reached are those of the undithered value's binade.
-        values.add_(dither.mul_(magic).mul_(2.0 ** -(_MANTISSA_BITS + 8) / 1.5))
-    return values.add_(magic).sub_(magic)
+
+def round_e4m3(scales: torch.Tensor) -> torch.Tensor:
+    """Round non-negative float32 scales to the nearest E4M3 value (ties to even), saturating at 448."""
+    rounded = scales.clone()
+    return round_to_format_(rounded, scales.clone(), E4M3)
 
 
 def random_bits(shape: torch.Size, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

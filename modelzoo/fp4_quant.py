@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from modelzoo.fp4_formats import E2M1_MAX, E4M3_MAX, random_bits, round_e2m1_, round_e4m3
+from modelzoo.fp4_formats import E2M1, E4M3, random_bits, round_e2m1_, round_e4m3
 
 BLOCK = 16
 Blocks = Literal["1d", "2d"]
@@ -124,11 +124,11 @@ def quantize(
     magnitudes = elements.abs()
     block_amax = _block_amax(magnitudes)
     tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
-    # Clamping keeps all-zero (and absurdly tiny) tensors finite: their block scales round to 0 and they decode
-    # to exact zeros instead of NaN.
-    tensor_scale = (E2M1_MAX * E4M3_MAX / tensor_amax).clamp(max=_FLOAT32_MAX)
-    block_scales = round_e4m3(block_amax * (tensor_scale / E2M1_MAX))
-    encode = torch.where(block_scales > 0, tensor_scale / block_scales, 0.0).clamp(max=_FLOAT32_MAX)
+    # Clamping keeps an all-zero tensor finite: its block scales round to 0 and it decodes to exact zeros.
+    tensor_scale = (E2M1.max_value * E4M3.max_value / tensor_amax).clamp(max=_FLOAT32_MAX)
+    block_scales = round_e4m3(block_amax * (tensor_scale / E2M1.max_value))
+    # Blocks whose scale rounds to 0 (and, in absurdly tiny tensors, blocks whose encode scale overflows) flush to 0.
+    encode = (tensor_scale / block_scales).nan_to_num_(posinf=0.0)
     elements.mul_(encode)
     magnitudes.mul_(encode)
     noise = random_bits(elements.shape, elements.device, generator) if rounding == "stochastic" else None

@@ -60,9 +60,8 @@ class Mamba2Mixer(nn.Module):
 
     def forward(self, hidden: torch.Tensor, state: MambaState | None = None) -> torch.Tensor:
         """``hidden`` [b, l, hidden]; with ``state`` the layer continues from it and updates it in place."""
-        batch, length, _ = hidden.shape
         z, xBC, dt = self.in_proj(hidden).split([self.inner_size, self.conv_dim, self.num_heads], dim=-1)
-        xBC = F.silu(self._conv(xBC, state))
+        xBC = self._conv_silu(xBC, state)
         x, B, C = xBC.split([self.inner_size, self.n_groups * self.state_size, self.n_groups * self.state_size], dim=-1)
 
         # The scan runs in at least float32, as in transformers.
@@ -78,19 +77,20 @@ class Mamba2Mixer(nn.Module):
         y = self.norm(y.flatten(-2), z)
         return self.out_proj(y.to(hidden.dtype))
 
-    def _conv(self, xBC: torch.Tensor, state: MambaState | None) -> torch.Tensor:
+    def _conv_silu(self, xBC: torch.Tensor, state: MambaState | None) -> torch.Tensor:
+        """silu(causal depthwise conv) along the sequence of ``xBC`` [b, l, conv_dim]."""
         channels_first = xBC.transpose(1, 2)
         kernel = self.conv1d.kernel_size[0]
         weight, bias = self.conv1d.weight, self.conv1d.bias
         if state is None and self.kernels.causal_conv1d is not None and xBC.is_cuda:
-            out = self.kernels.causal_conv1d(channels_first.contiguous(), weight.squeeze(1), bias, activation=None)
+            out = self.kernels.causal_conv1d(channels_first.contiguous(), weight.squeeze(1), bias, activation="silu")
             return out.transpose(1, 2)
         if state is None:
             padded = F.pad(channels_first, (kernel - 1, 0))
         else:
             padded = torch.cat([state.conv.to(channels_first.dtype), channels_first], dim=-1)
             state.conv = padded[..., padded.shape[-1] - (kernel - 1) :]
-        return F.conv1d(padded, weight, bias, groups=self.conv_dim).transpose(1, 2)
+        return F.silu(F.conv1d(padded, weight, bias, groups=self.conv_dim)).transpose(1, 2)
 
     def _scan(self, x, dt, A, B, C, state: MambaState | None) -> torch.Tensor:
         if state is not None and x.shape[1] == 1:

@@ -4,7 +4,9 @@ from typing import Any
 
 from django import template
 from django.http import QueryDict
-from django.utils.safestring import SafeString
+from django.forms import BoundField
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from ideas.lifecycle import DECISION_REQUIRED, Status, allowed_targets
 from ideas.markdown import render_markdown
@@ -46,3 +48,19 @@ def quick_moves(status: str) -> list[str]:
 @register.filter
 def needs_decision_to_close(status: str) -> bool:
     return any(target in DECISION_REQUIRED for target in allowed_targets(status))
+
+
+@register.simple_tag
+def status_badge(status: str) -> SafeString:
+    """The coloured badge of a status. A tag, not an include: list pages render one per row."""
+    return format_html('<span class="badge badge-{}">{}</span>', status, status_label(status))
+
+
+@register.simple_tag
+def select_options(field: BoundField) -> SafeString:
+    """<option>s of a choice field with the bound value selected; cheaper than widget templates for long lists."""
+    current = str(field.value() or "")
+    return format_html_join(
+        "", '<option value="{}"{}>{}</option>',
+        ((value, mark_safe(" selected") if str(value) == current else "", label) for value, label in field.field.choices),
+    )

@@ -1,0 +1,177 @@
+"""Plotly figures of a study, built on the server as plain JSON-ready dicts (``{"data": [...], "layout":
+{...}}``) and drawn by the locally served plotly.js (templates/experiments/_chart.html).
+
+Curves are per arm: the mean across seeds with a shaded min–max band, downsampled with LTTB so a study of
+millions of points sends a few thousand per line. Building dicts directly (instead of ``go.Figure``) keeps
+a large study page fast; tests validate the output against plotly's schema.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from experiments import curves, queries
+from experiments.analysis import ArmResult
+from experiments.curves import Band
+from experiments.models import Study
+
+BASELINE_COLOUR = "#445062"
+PALETTE = ["#3a4fd8", "#c2362f", "#1f7a4d", "#9a6200", "#6136c2", "#0f766e", "#b03029", "#1f5bb8", "#8a5a00"]
+GRID = "#e3e6eb"
+SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
+
+
+@dataclass(frozen=True)
+class CurveMetric:
+    name: str  # metric name in metrics.jsonl
+    title: str
+    axis: str
+    smoothable: bool
+
+
+CURVES = (
+    CurveMetric("train_loss", "Training loss", "loss", True),
+    CurveMetric("val_loss", "Validation loss", "loss", False),
+    CurveMetric("moe_imbalance", "MoE load imbalance", "max / mean expert load", False),
+    CurveMetric("fp4_error", "FP4 quantisation error", "relative error", False),
+)
+
+
+def arm_colours(arm_names: Sequence[str]) -> dict[str, str]:
+    """A stable colour per arm: the baseline always grey-blue, treatments from the palette in order."""
+    colours, treatments = {}, 0
+    for name in arm_names:
+        if name == "baseline":
+            colours[name] = BASELINE_COLOUR
+        else:
+            colours[name] = PALETTE[treatments % len(PALETTE)]
+            treatments += 1
+    return colours
+
+
+def _layout(**overrides) -> dict:
+    layout = {
+        "height": 320,
+        "margin": {"l": 60, "r": 16, "t": 16, "b": 44},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": "#1c2430"},
+        "legend": {"orientation": "h", "y": -0.2, "x": 0},
+        "hovermode": "x unified",
+        "xaxis": {"gridcolor": GRID, "zeroline": False},
+        "yaxis": {"gridcolor": GRID, "zeroline": False},
+    }
+    layout.update(overrides)
+    return layout
+
+
+def _translucent(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def band_figure(bands: Mapping[str, Band], colours: Mapping[str, str], *, y_title: str) -> dict:
+    """Mean line per arm over a min–max band across seeds (the band only where there are 2+ seeds)."""
+    data: list[dict] = []
+    for arm, band in bands.items():
+        steps = band.steps.tolist()
+        colour = colours[arm]
+        if band.seeds > 1:
+            data.append({"type": "scatter", "x": steps, "y": band.high.tolist(), "mode": "lines", "line": {"width": 0},
+                         "legendgroup": arm, "showlegend": False, "hoverinfo": "skip"})
+            data.append({"type": "scatter", "x": steps, "y": band.low.tolist(), "mode": "lines", "line": {"width": 0},
+                         "fill": "tonexty", "fillcolor": _translucent(colour, 0.16), "legendgroup": arm,
+                         "showlegend": False, "hoverinfo": "skip"})
+        data.append({"type": "scatter", "x": steps, "y": band.mean.tolist(), "mode": "lines",
+                     "name": f"{arm} (n={band.seeds})", "legendgroup": arm, "line": {"color": colour, "width": 2}})
+    layout = _layout(xaxis={"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
+                     yaxis={"title": {"text": y_title}, "gridcolor": GRID, "zeroline": False})
+    return {"data": data, "layout": layout}
+
+
+def final_loss_figure(arms: Sequence[ArmResult], colours: Mapping[str, str]) -> dict:
+    """Left: final validation loss per arm (mean, min–max whiskers, one dot per seed). Right: each arm's
+    difference to the baseline in % with its 95% confidence interval; left of zero is better."""
+    measured = [arm for arm in arms if arm.stats]
+    names = [arm.name for arm in measured]
+    data: list[dict] = [
+        {"type": "bar", "x": names, "y": [arm.stats.mean for arm in measured], "name": "mean over seeds",
+         "marker": {"color": [_translucent(colours[n], 0.75) for n in names]}, "showlegend": False,
+         "error_y": {"type": "data", "symmetric": False, "color": "#1c2430", "thickness": 1.2,
+                     "array": [arm.stats.max - arm.stats.mean for arm in measured],
+                     "arrayminus": [arm.stats.mean - arm.stats.min for arm in measured]},
+         "hovertemplate": "%{x}: %{y:.4f}<extra>mean</extra>"},
+        {"type": "scatter", "mode": "markers", "showlegend": False, "marker": {"color": "#1c2430", "size": 6},
+         "x": [arm.name for arm in measured for _ in arm.values],
+         "y": [value for arm in measured for value in arm.values.values()],
+         "text": [f"seed {seed}" for arm in measured for seed in arm.values],
+         "hovertemplate": "%{x} %{text}: %{y:.4f}<extra></extra>"},
+    ]
+    compared = [arm for arm in measured if arm.vs_baseline is not None]
+    data.append({
+        "type": "scatter", "mode": "markers", "xaxis": "x2", "yaxis": "y2", "showlegend": False,
+        "y": [arm.name for arm in compared], "x": [arm.vs_baseline.relative for arm in compared],
+        "marker": {"size": 10, "color": [colours[arm.name] for arm in compared]},
+        "error_x": {"type": "data", "color": "#1c2430", "thickness": 1.5,
+                    "array": [arm.vs_baseline.relative_half_width or 0 for arm in compared]},
+        "hovertemplate": "%{y}: %{x:.2f}% vs baseline<extra>95% CI</extra>",
+    })
+    layout = _layout(
+        hovermode="closest",
+        xaxis={"domain": [0, 0.46], "gridcolor": GRID, "type": "category"},
+        yaxis={"title": {"text": "final val loss"}, "gridcolor": GRID, "zeroline": False},
+        xaxis2={"domain": [0.58, 1], "anchor": "y2", "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#8a94a3",
+                "title": {"text": "Δ val loss vs baseline (%), 95% CI"}},
+        yaxis2={"anchor": "x2", "type": "category", "gridcolor": GRID, "automargin": True},
+    )
+    return {"data": data, "layout": layout}
+
+
+def per_arm_bars(values: Mapping[str, Sequence[float]], colours: Mapping[str, str], *, y_title: str) -> dict:
+    """Mean across seeds per arm with min–max whiskers (e.g. tokens/s, peak memory)."""
+    names = [name for name, seeds in values.items() if seeds]
+    means = [sum(values[name]) / len(values[name]) for name in names]
+    figure = {
+        "type": "bar", "x": names, "y": means, "showlegend": False,
+        "marker": {"color": [_translucent(colours[n], 0.75) for n in names]},
+        "error_y": {"type": "data", "symmetric": False, "color": "#1c2430", "thickness": 1.2,
+                    "array": [max(values[n]) - m for n, m in zip(names, means)],
+                    "arrayminus": [m - min(values[n]) for n, m in zip(names, means)]},
+        "hovertemplate": "%{x}: %{y:.4~s}<extra>mean over seeds</extra>",
+    }
+    layout = _layout(hovermode="closest", xaxis={"type": "category", "gridcolor": GRID},
+                     yaxis={"title": {"text": y_title}, "gridcolor": GRID, "rangemode": "tozero"})
+    return {"data": [figure], "layout": layout}
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str  # page-unique id
+    title: str
+    figure: dict | None  # None: nothing logged yet
+
+
+def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 0.0) -> list[Chart]:
+    """Every chart of the study page. ``study`` has arms and runs prefetched; ``arms`` are its results."""
+    arm_rows = list(study.arms.all())
+    colours = arm_colours([arm.name for arm in arm_rows])
+    run_ids = {run.pk for arm in arm_rows for run in arm.runs.all()}
+    charts = []
+    for metric in CURVES:
+        series = queries.metric_arrays(run_ids, metric.name)
+        bands = {}
+        for arm in arm_rows:
+            band = curves.band([series[run.pk] for run in arm.runs.all() if run.pk in series],
+                               smoothing=smoothing if metric.smoothable else 0.0)
+            if band is not None:
+                bands[arm.name] = band
+        figure = band_figure(bands, colours, y_title=metric.axis) if bands else None
+        charts.append(Chart(metric.name, metric.title, figure))
+    final = final_loss_figure(arms, colours) if any(arm.stats for arm in arms) else None
+    charts.insert(2, Chart("final_val_loss", "Final validation loss and difference to baseline", final))
+    for name, title, axis, how in (("tokens_per_s", "Throughput", "tokens / s", "mean"),
+                                   ("peak_mem_mb", "Peak memory", "MB", "max")):
+        per_run = queries.per_run_aggregate(run_ids, name, how)
+        values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
+        charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
+    return charts

@@ -1,0 +1,88 @@
+"""HTML forms for launching studies: they parse what people type into the plain values
+``services.study_launch`` takes. Ranges, unknown keys and conflicts are the planner's to judge; its
+field-keyed errors are put back on these forms with ``ideas.forms.apply_service_error``."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from experiments.models import Baseline
+from ideas.models import Idea
+
+RESOLVE_PREFIX = "resolve:"  # POST field per conflicting key: resolve:<dotted key> = <chosen value as JSON>
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0, 1 2"`` → ``[0, 1, 2]``; anything but whole numbers is refused, naming the bad item."""
+    seeds = []
+    for item in filter(None, re.split(r"[\s,]+", text.strip())):
+        if not re.fullmatch(r"-?\d+", item):
+            raise ValidationError(f"{item!r} is not a whole number; list seeds like 0, 1, 2")
+        seeds.append(int(item))
+    if not seeds:
+        raise ValidationError("list at least one seed, e.g. 0, 1")
+    return seeds
+
+
+class SeedsField(forms.CharField):
+    def to_python(self, value: Any) -> list[int]:
+        return parse_seeds(super().to_python(value))
+
+
+def baseline_choices(baselines: Sequence[Baseline]) -> list[tuple[str, str]]:
+    """Each baseline name (meaning its latest version) — the value the API also takes."""
+    return [(baseline.name, f"{baseline.label} ({baseline.recipe})") for baseline in baselines]
+
+
+class StudyFieldsForm(forms.Form):
+    """What every study needs: a baseline, seeds and a step budget."""
+
+    baseline = forms.ChoiceField()
+    seeds = SeedsField(initial="0, 1", help_text="Every arm trains with each of these seeds.")
+    max_steps = forms.IntegerField(label="Step budget", initial=200, help_text="Training steps per run.")
+
+    def __init__(self, *args: Any, baselines: Sequence[Baseline], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["baseline"].choices = baseline_choices(baselines)
+
+
+class AblationForm(StudyFieldsForm):
+    """The idea page's "Run ablation" panel: baseline vs baseline ⊕ this idea."""
+
+
+class IntegrationForm(StudyFieldsForm):
+    """All chosen ideas together against the baseline; conflicts are resolved with ``resolve:<key>`` fields."""
+
+    ideas = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, help_text="Patches compose in this order.")
+    leave_one_out = forms.BooleanField(required=False, label="Leave-one-out arms",
+                                       help_text="Add an 'all but X' arm per idea to measure each idea's contribution.")
+    title = forms.CharField(required=False, max_length=200)
+
+    field_order = ["baseline", "ideas", "seeds", "max_steps", "leave_one_out", "title"]
+
+    def __init__(self, *args: Any, baselines: Sequence[Baseline], ideas: Sequence[Idea], **kwargs: Any):
+        super().__init__(*args, baselines=baselines, **kwargs)
+        self.fields["ideas"].choices = [(idea.key, f"{idea.key} {idea.title}") for idea in ideas]
+
+    def resolutions(self) -> dict[str, Any]:
+        """The explicitly chosen values of conflicting keys (``resolve:<key>`` fields, JSON values)."""
+        chosen = {}
+        for name, raw in self.data.items():
+            if name.startswith(RESOLVE_PREFIX) and raw != "":
+                try:
+                    chosen[name.removeprefix(RESOLVE_PREFIX)] = json.loads(raw)
+                except json.JSONDecodeError:
+                    chosen[name.removeprefix(RESOLVE_PREFIX)] = raw
+        return chosen
+
+    def launch_arguments(self) -> dict[str, Any]:
+        """``services.study_launch`` keyword arguments (after ``is_valid()``)."""
+        data = self.cleaned_data
+        return {"kind": "integration", "baseline": data["baseline"], "ideas": data["ideas"], "seeds": data["seeds"],
+                "max_steps": data["max_steps"], "leave_one_out": data["leave_one_out"],
+                "resolutions": self.resolutions(), "title": data["title"]}

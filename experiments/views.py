@@ -1,0 +1,319 @@
+"""Server-rendered experiment pages (htmx polls the live parts). Each view parses, calls one service or
+selector, and renders; studies and runs are fetched through ``_study`` / ``_run`` (404 for unknown ids).
+Anyone signed in may look; the services decide who may launch, cancel and resume."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from experiments import charts, configdiff, queries, runfiles, selectors, services
+from experiments.composition import ConflictError
+from experiments.errors import RunStateConflict
+from experiments.forms import AblationForm, IntegrationForm
+from experiments.models import LIVE_STATES, Run, RunStatus, Study
+from experiments.permissions import can_manage_study
+from experiments.planning import plan_study
+from experiments.results import study_results, study_rows
+from ideas import selectors as idea_selectors
+from ideas.forms import apply_service_error
+from ideas.lifecycle import OPEN_STATES, Status
+from ideas.models import Idea
+
+STUDIES_PER_PAGE = 25
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _study(study_id: int) -> Study:
+    try:
+        return selectors.study_detail(study_id)
+    except Study.DoesNotExist:
+        raise Http404(f"no study {study_id}") from None
+
+
+def _run(run_id: int) -> Run:
+    try:
+        return selectors.run_detail(run_id)
+    except Run.DoesNotExist:
+        raise Http404(f"no run {run_id}") from None
+
+
+# ------------------------------------------------------------------------------------------- study list
+
+
+@login_required
+def study_list(request: HttpRequest) -> HttpResponse:
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in Study.Kind.values else ""
+    page = Paginator(queries.studies_with_arms(kind=kind), STUDIES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"page": page, "rows": study_rows(list(page.object_list)), "kind": kind, "kinds": Study.Kind.choices}
+    return render(request, "experiments/study_list.html", context)
+
+
+# ------------------------------------------------------------------------------------------- study page
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    fraction: float
+    eta_seconds: float | None
+
+
+def _progress(runs: list[Run]) -> Progress:
+    finished = sum(run.status not in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs)
+    etas = [run.eta_seconds for run in runs if run.is_live and run.eta_seconds is not None]
+    fraction = sum(run.progress for run in runs) / len(runs) if runs else 0.0
+    return Progress(finished, len(runs), fraction, max(etas) if etas else None)
+
+
+def _grid(study: Study) -> list[tuple[object, list[Run | None]]]:
+    """Arms × seeds: each arm with its run per study seed (None where it has none)."""
+    rows = []
+    for arm in study.arms.all():
+        by_seed = {run.seed: run for run in arm.runs.all()}
+        rows.append((arm, [by_seed.get(seed) for seed in study.seeds]))
+    return rows
+
+
+def _progress_context(study: Study) -> dict:
+    runs = list(study.runs.all())
+    status = selectors.study_status(runs)
+    return {"study": study, "status": status, "live": status in (RunStatus.QUEUED, RunStatus.RUNNING),
+            "grid": _grid(study), "progress": _progress(runs)}
+
+
+def _smoothing(request: HttpRequest) -> float:
+    try:
+        value = float(request.GET.get("smooth", "0"))
+    except ValueError:
+        return 0.0
+    return value if value in charts.SMOOTHING_CHOICES else 0.0
+
+
+def _results_context(request: HttpRequest, study: Study, live: bool) -> dict:
+    results = study_results(study)
+    smoothing = _smoothing(request)
+    return {"study": study, "results": results, "live": live, "smoothing": smoothing,
+            "smoothing_choices": charts.SMOOTHING_CHOICES,
+            "charts": charts.study_charts(study, results.arms, smoothing=smoothing)}
+
+
+@login_required
+def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _study(study_id)
+    context = _progress_context(study)
+    context.update(_results_context(request, study, context["live"]))
+    context.update(ideas=[member.idea for member in study.study_ideas.all()],
+                   can_manage=can_manage_study(request.user, study), has_charts=True)
+    return render(request, "experiments/study_detail.html", context)
+
+
+@login_required
+def study_progress(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The arms × seeds grid, polled by the study page while runs are live."""
+    return render(request, "experiments/_study_progress.html", _progress_context(_study(study_id)))
+
+
+@login_required
+def study_results_fragment(request: HttpRequest, study_id: int) -> HttpResponse:
+    """Verdict, marginals and charts; polled while live, and re-requested when the smoothing changes."""
+    study = _study(study_id)
+    live = selectors.study_status(study.runs.all()) in (RunStatus.QUEUED, RunStatus.RUNNING)
+    return render(request, "experiments/_study_results.html", _results_context(request, study, live))
+
+
+@login_required
+@require_POST
+def study_cancel(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = _study(study_id)
+    count = services.study_cancel(study=study, user=request.user)
+    messages.info(request, f"Cancelling {count} live run{'s' if count != 1 else ''} of {study.label}.")
+    return redirect("experiments:study_detail", study.pk)
+
+
+# -------------------------------------------------------------------------------------------- launching
+
+
+def _launch(request: HttpRequest, form, arguments: dict) -> Study | None:
+    """Launch a study from a valid ``form``; service errors land on the form. None when refused."""
+    try:
+        return services.study_launch(user=request.user, **arguments)
+    except ValidationError as error:
+        apply_service_error(form, error)
+    except ConflictError as error:
+        form.add_error(None, f"Resolve these conflicts first: {'; '.join(str(c) for c in error.conflicts)}")
+    except PermissionDenied as error:
+        form.add_error(None, str(error))
+    return None
+
+
+@login_required
+@require_POST
+def ablation_launch(request: HttpRequest, key: str) -> HttpResponse:
+    """The idea panel's "Run ablation" button: baseline vs baseline ⊕ this idea."""
+    idea = idea_selectors.idea_get_for_user(key=key, user=request.user)
+    form = AblationForm(request.POST, baselines=selectors.baselines_latest())
+    if form.is_valid():
+        arguments = {"kind": "ablation", "ideas": [idea.key], **form.cleaned_data}
+        study = _launch(request, form, arguments)
+        if study is not None:
+            messages.success(request, f"Launched {study.label}: {study.title}.")
+            return redirect("experiments:study_detail", study.pk)
+    return render(request, "experiments/ablation_form.html", {"idea": idea, "form": form}, status=400)
+
+
+def _integration_candidates(show_all: bool) -> list[Idea]:
+    states = OPEN_STATES if show_all else (Status.IN_INTEGRATION,)
+    return list(Idea.objects.filter(status__in=states).select_related("area").order_by("number"))
+
+
+def _integration_form(request: HttpRequest, data=None) -> IntegrationForm:
+    show_all = (data or request.GET).get("show") == "all"
+    return IntegrationForm(data, baselines=selectors.baselines_latest(), ideas=_integration_candidates(show_all),
+                           initial={"baseline": request.GET.get("baseline", "")})
+
+
+@login_required
+def study_new(request: HttpRequest) -> HttpResponse:
+    """New integration study: pick a baseline and ideas, see the composed patch and conflicts, launch."""
+    data = request.POST if request.method == "POST" else None
+    form = _integration_form(request, data)
+    if data is not None and form.is_valid():
+        study = _launch(request, form, form.launch_arguments())
+        if study is not None:
+            messages.success(request, f"Launched {study.label}: {study.title}.")
+            return redirect("experiments:study_detail", study.pk)
+    context = {"form": form, "show_all": (data or request.GET).get("show") == "all", **_preview_context(form)}
+    return render(request, "experiments/study_new.html", context, status=400 if data is not None else 200)
+
+
+def _preview_context(form: IntegrationForm) -> dict:
+    """What launching the form's study would do (arms, runs, composed patch, conflicts, GPU-hours), or
+    why it cannot be planned yet."""
+    if not form.is_bound or not form.is_valid():
+        return {"plan": None, "plan_errors": []}
+    arguments = form.launch_arguments()
+    arguments.pop("title")
+    try:
+        plan = plan_study(**arguments)
+    except ValidationError as error:
+        return {"plan": None, "plan_errors": error.messages}
+    return {"plan": plan, "plan_errors": [], "resolutions": form.resolutions()}
+
+
+@login_required
+@require_POST
+def study_preview(request: HttpRequest) -> HttpResponse:
+    """htmx: the preview panel of the new-study form, re-rendered on every change. "Drop" removes an idea
+    from the selection and re-renders the whole form."""
+    data = request.POST.copy()
+    drop = data.pop("drop", [])
+    if drop:
+        data.setlist("ideas", [key for key in data.getlist("ideas") if key not in drop])
+    form = _integration_form(request, data)
+    form.is_valid()
+    context = {"form": form, "show_all": data.get("show") == "all", **_preview_context(form)}
+    template = "experiments/_study_form.html" if drop else "experiments/_study_preview.html"
+    return render(request, template, context)
+
+
+# --------------------------------------------------------------------------------------------- run page
+
+
+def _baseline_run(run: Run) -> Run | None:
+    """The baseline arm's run of the same seed in the same study (what the config diff compares to)."""
+    return (Run.objects.filter(study_id=run.study_id, seed=run.seed, arms__kind="baseline")
+            .exclude(pk=run.pk).only("id", "config", "public_id").first())
+
+
+def _run_live_context(run: Run) -> dict:
+    attempt = selectors.latest_attempt(run)
+    if attempt is None:
+        log = ""
+    elif attempt.log_tail:
+        log = attempt.log_tail
+    else:
+        log = runfiles.log_tail(attempt.log_path)
+    return {"run": run, "attempt": attempt, "log": log, "live": run.is_live or run.status == RunStatus.PREEMPTED}
+
+
+@login_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    baseline_run = _baseline_run(run)
+    context = _run_live_context(run)
+    context.update(
+        study=run.study,
+        arms=list(run.arms.all()),
+        baseline_run=baseline_run,
+        diff=configdiff.config_diff(run.config, baseline_run.config) if baseline_run else [],
+        attempts=list(run.attempts.all()),
+        checkpoints=runfiles.checkpoints(run.run_dir),
+        can_manage=can_manage_study(request.user, run.study),
+    )
+    return render(request, "experiments/run_detail.html", context)
+
+
+@login_required
+def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Status, progress and log tail of a run, polled by the run page while it is live."""
+    return render(request, "experiments/_run_live.html", _run_live_context(_run(run_id)))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    try:
+        services.run_cancel(run=run, user=request.user)
+    except RunStateConflict as error:
+        messages.error(request, str(error))
+    else:
+        messages.info(request, f"Cancel requested for {run.public_id}; it checkpoints and stops.")
+    return redirect("experiments:run_detail", run.pk)
+
+
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    try:
+        attempt = services.run_resume(run=run, user=request.user)
+    except RunStateConflict as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Queued attempt {attempt.number} of {run.public_id}; it resumes from its last checkpoint.")
+    return redirect("experiments:run_detail", run.pk)
+
+
+# -------------------------------------------------------------------------------------------- baselines
+
+
+@login_required
+def baseline_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "experiments/baseline_list.html", {"baselines": selectors.baselines_latest()})
+
+
+@login_required
+def baseline_detail(request: HttpRequest, name: str) -> HttpResponse:
+    versions = list(selectors.baseline_versions(name).select_related("created_by"))
+    if not versions:
+        raise Http404(f"no baseline {name!r}")
+    changes = [
+        (version, configdiff.config_diff({"model": version.overrides}, {"model": older.overrides}) if older else [])
+        for version, older in zip(versions, [*versions[1:], None])
+    ]
+    studies = queries.studies_with_arms().filter(baseline__name=name)[:STUDIES_PER_PAGE]
+    context = {"name": name, "latest": versions[0], "changes": changes, "rows": study_rows(list(studies))}
+    return render(request, "experiments/baseline_detail.html", context)
