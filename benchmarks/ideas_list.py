@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -30,7 +32,10 @@ sys.path.insert(0, str(REPO))
 
 def _configure_environment() -> None:
     """Settings are read at import, so the environment is fixed before Django starts."""
-    os.environ.setdefault("FLIGHTDECK_VAR_DIR", tempfile.mkdtemp(prefix="flightdeck-bench-"))
+    if "FLIGHTDECK_VAR_DIR" not in os.environ:
+        var_dir = tempfile.mkdtemp(prefix="flightdeck-bench-ideas-")
+        atexit.register(shutil.rmtree, var_dir, ignore_errors=True)
+        os.environ["FLIGHTDECK_VAR_DIR"] = var_dir
     os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory and renders slower error pages
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

@@ -102,7 +102,7 @@ def summarize(out: Path) -> dict[str, Any]:
     }
 
 
-def speculative_acceptance(out: Path, prompts: int = 8, prompt_len: int = 64, new_tokens: int = 64) -> dict[str, Any]:
+def speculative_acceptance(out: Path, prompts: int = 4, prompt_len: int = 64, new_tokens: int = 48) -> dict[str, Any]:
     """Greedy self-speculative decoding with the trained MTP head on validation prompts."""
     recipe = Recipe.from_dict(json.loads((out / "config.json").read_text())["recipe"])
     step = recipe.train.max_steps
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "var" / "benchmarks" / "quality")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # the decoding check below is latency-bound; extra threads only contend
     arms = {name: {**SCALE, "train.max_steps": args.steps, **overrides} for name, overrides in ARMS.items()}
     for overrides in arms.values():  # fail fast on a bad arm before hours of training
         apply_overrides(load_recipe(RECIPE), overrides)

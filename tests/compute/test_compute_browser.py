@@ -12,7 +12,7 @@ def _sign_in_as(page, user, base_url: str) -> None:
 
 
 def _bars(page, cycle_id: int) -> dict[str, list]:
-    page.goto(f"/compute/cycles/{cycle_id}/")
+    page.goto(f"/compute/cycles/{cycle_id}/", wait_until="domcontentloaded")
     page.wait_for_function("document.getElementById('chart-areas').data !== undefined")
     traces = page.evaluate("document.getElementById('chart-areas').data.map(t => [t.name, t.y])")
     return dict(traces)

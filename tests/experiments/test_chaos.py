@@ -5,7 +5,7 @@ Each test starts its own worker(s) and beat with short timings; the trainer is t
 import pytest
 
 from experiments import orphans, services
-from experiments.models import Attempt, Metric, Run, RunStatus
+from experiments.models import LIVE_STATES, Attempt, Metric, Run, RunStatus
 from tests.experiments.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(420)
@@ -25,8 +25,13 @@ def launch(user, idea, max_steps: int):
 
 
 def all_succeeded(study) -> list[Run] | None:
+    """The study's runs once none is live or preempted; fails at once (with reasons) if one did not succeed."""
     runs = list(Run.objects.filter(study=study))
-    return runs if {run.status for run in runs} == {RunStatus.SUCCEEDED} else None
+    if any(run.status in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs):
+        return None
+    attempts = Attempt.objects.filter(run__study=study).values_list("run__public_id", "number", "state", "reason")
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED}, list(attempts)
+    return runs
 
 
 def trainers_of(study) -> list[orphans.TrainerProcess]:

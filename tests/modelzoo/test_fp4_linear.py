@@ -146,7 +146,7 @@ def test_make_linear_keeps_nn_linear_parameters_and_reports_errors():
     activation = ((fake_quantize(x) - x).norm() / x.norm()).item()
     weight = ((fake_quantize(plain.weight, blocks="2d") - plain.weight).norm() / plain.weight.norm()).item()
     assert stats["fp4_layers"] == 1
-    assert stats["fp4_activation_error"] == pytest.approx(activation, rel=1e-5)
-    assert stats["fp4_weight_error"] == pytest.approx(weight, rel=1e-5)
-    assert stats["fp4_error"] == pytest.approx((activation + weight) / 2, rel=1e-5)
+    assert stats["fp4_activation_error"] == pytest.approx(activation, rel=1e-4)
+    assert stats["fp4_weight_error"] == pytest.approx(weight, rel=1e-4)
+    assert stats["fp4_error"] == pytest.approx((activation + weight) / 2, rel=1e-4)
     assert 0.01 < stats["fp4_error"] < 0.3

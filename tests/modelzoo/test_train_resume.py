@@ -1,10 +1,13 @@
-"""Preemption and resume of ``python -m modelzoo.train``: losses continue bit-identically, metrics.jsonl holds
-one line per step across resumes, and a kill -9 during a checkpoint write leaves the previous one usable."""
+"""Runs of ``python -m modelzoo.train`` compared with one uninterrupted run: after SIGTERM + --resume losses
+continue bit-identically, metrics.jsonl holds one line per step across resumes, a kill -9 during a checkpoint
+write leaves the previous one usable, and two DDP processes compute the same first step as one process."""
 
 from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from tests.modelzoo.train_runner import (
     run_train,
     start_train,
     status,
+    train_command,
     train_env,
     wait_for,
 )
@@ -98,3 +102,19 @@ def test_kill_9_mid_checkpoint_resumes_from_previous_checkpoint(straight_run: Pa
     assert result.returncode == 0, result.stderr
     assert not list(staging.glob(".tmp-*")), "the killed writer's temporary directory was not swept"
     assert _losses(tmp_path) == _losses(straight_run)  # also: one line per step, none duplicated
+
+
+def test_two_process_ddp_matches_the_single_process_first_step(straight_run: Path, data_cache: Path, tmp_path: Path) -> None:
+    # Each rank takes half of the global batch; averaged over ranks, loss and gradient equal the full batch's
+    # up to float summation order. Later steps differ slightly: each rank balances MoE biases on its half.
+    command = train_command(tmp_path, {"train.max_steps": 2})
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *command[1:]]
+    result = subprocess.run(torchrun, env=train_env(data_cache), capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert status(tmp_path)["status"] == "succeeded"
+    assert checkpoint_steps(tmp_path) == [2]
+    (ddp_first, _), single_first = metrics(tmp_path), metrics(straight_run)[0]
+    assert ddp_first["step"] == single_first["step"] == 1
+    assert ddp_first["train_loss"] == pytest.approx(single_first["train_loss"], rel=1e-5)
+    assert ddp_first["grad_norm"] == pytest.approx(single_first["grad_norm"], rel=1e-4)
