@@ -42,8 +42,8 @@ ARCH = {
 def time_side_by_side(
     steps: dict[str, Callable[[], None]], repeats: int, statistic: Callable = statistics.median
 ) -> dict[str, dict[str, float]]:
-    """Wall and process-CPU seconds per call (median unless ``statistic`` says otherwise), the candidates interleaved call by call so that load
-    from other processes on a shared machine hits all of them alike."""
+    """Wall and process-CPU seconds per call (median unless ``statistic`` says otherwise), the candidates
+    interleaved call by call so that load from other processes on a shared machine hits all of them alike."""
     for step in steps.values():
         step()  # warm-up
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}

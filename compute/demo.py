@@ -51,30 +51,37 @@ def _reviewers(password_hash: str) -> list[AbstractBaseUser]:
     return users
 
 
-def _charge_usage(cycle: Cycle, area: Area, ideas: list[Idea], pool: Pool, share: Decimal, until: datetime, rng: random.Random) -> None:
-    """Attempts of 16-64 GPUs, in 12-hour segments, starting at random times before ``until``, until the area
-    has used ``share`` of its grant pro rata to the part of the cycle that has passed."""
+def _run_attempts(cycle: Cycle, area: Area, pool: Pool, pick_idea, target: Decimal, until: datetime, label: str, rng: random.Random) -> None:
+    """Attempts of 16-64 GPUs in 12-hour segments at random times before ``until`` until ``target`` GPU-h are used."""
     step = timedelta(hours=12)
     span_hours = int((until - cycle.start).total_seconds() // 3600) - 12
-    if span_hours <= 0:
-        return
-    target = share * Decimal(span_hours + 12) / cycle.window.hours
     charged, attempt = Decimal(0), 0
-    while charged < target:
+    while span_hours > 0 and charged < target:
         attempt += 1
-        idea = ideas[attempt % len(ideas)] if ideas and attempt % 3 else None
-        key = f"demo-{cycle.first_day}-{area.slug}-{pool.name}-{attempt}"
-        gpus = rng.choice((16, 32, 64))
+        idea, gpus = pick_idea(), rng.choice((16, 32, 64))
         start = cycle.start + timedelta(hours=rng.randint(0, span_hours))
         for segment in range(rng.randint(1, 3)):
             segment_start = start + segment * step
             if segment_start + step > until or charged >= target:
                 break
             for entry in services.usage_charge_segment(
-                attempt_key=key, segment_start=segment_start, segment_end=segment_start + step, gpus=gpus,
-                pool=pool, area=area, idea=idea,
+                attempt_key=f"demo-{cycle.first_day}-{pool.name}-{label}-{attempt}", segment_start=segment_start,
+                segment_end=segment_start + step, gpus=gpus, pool=pool, area=area, idea=idea,
             ):
                 charged += entry.gpu_hours
+
+
+def _charge_usage(cycle: Cycle, grant, ideas: list[Idea], share: Decimal, until: datetime, rng: random.Random) -> None:
+    """Use about ``share`` of each idea grant and of the rest of the area grant, pro rata to the part of the
+    cycle that has passed; the rest goes to ideas without a grant of their own (or to the area itself)."""
+    elapsed = Decimal(max(0, int((until - cycle.start).total_seconds()))) / 3600 / cycle.window.hours
+    idea_grants = list(grant.children.select_related("idea"))
+    own_hours = grant.gpu_hours - sum((child.gpu_hours for child in idea_grants), Decimal(0))
+    granted = {child.idea_id for child in idea_grants}
+    others = [idea for idea in ideas if idea.pk not in granted] + [None]
+    for child in idea_grants:
+        _run_attempts(cycle, grant.area, grant.pool, lambda child=child: child.idea, child.gpu_hours * share * elapsed, until, child.idea.key, rng)
+    _run_attempts(cycle, grant.area, grant.pool, lambda: rng.choice(others), own_hours * share * elapsed, until, grant.area.slug, rng)
 
 
 def _seed_cycle(window: CycleWindow, areas: list[Area], pools: list[Pool], reviewers: list, admin, now: datetime, rng: random.Random) -> bool:
@@ -118,13 +125,12 @@ def _seed_cycle(window: CycleWindow, areas: list[Area], pools: list[Pool], revie
     services.cycle_set_phase(cycle=cycle, phase=Phase.PUBLISHED, actor=admin)
     for area in areas:
         ideas = [idea for idea in area.ideas.all() if idea.status in ACTIVE_STATES]
-        for grant in cycle.allocations.filter(level="area", area=area).select_related("pool"):
+        for grant in cycle.allocations.filter(level="area", area=area).select_related("pool", "area"):
             # The PIC hands a small extra share to one more idea, inside what the area has left.
             spare = grant.gpu_hours - sum(child.gpu_hours for child in grant.children.all())
             if len(ideas) > 2 and spare > 200:
                 services.allocation_set(cycle=cycle, pool=grant.pool, area=area, idea=ideas[2], gpu_hours=Decimal(100), actor=area.pic)
-            used = (grant.gpu_hours * Decimal(rng.uniform(0.55, 1.05))).quantize(Decimal(1))
-            _charge_usage(cycle, area, ideas, grant.pool, used, min(now, window.end), rng)
+            _charge_usage(cycle, grant, ideas, Decimal(str(round(rng.uniform(0.55, 1.0), 2))), min(now, window.end), rng)
     return True
 
 

@@ -17,7 +17,7 @@ class RequestForm(forms.Form):
         queryset=Idea.objects.order_by("-number"), to_field_name="key", required=False,
         help_text="Leave empty to ask for the whole area.",
     )
-    pool = forms.ModelChoiceField(queryset=Pool.objects.order_by("name"), to_field_name="name")
+    pool = forms.ModelChoiceField(queryset=Pool.objects.order_by("name"), to_field_name="name", empty_label=None)
     gpu_hours = forms.DecimalField(label="GPU-hours", **HOURS)
     stage = forms.ChoiceField(choices=Stage.choices)
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), help_text="Markdown. What will the hours buy, and what does the evidence show so far?")
@@ -37,7 +37,7 @@ class GrantForm(forms.Form):
     """Set one grant of an area: the area's own (``idea`` empty, reviewers) or an idea's (PIC or reviewers)."""
 
     idea = forms.ModelChoiceField(queryset=Idea.objects.none(), to_field_name="key", required=False, empty_label="— the area itself —")
-    pool = forms.ModelChoiceField(queryset=Pool.objects.order_by("name"), to_field_name="name")
+    pool = forms.ModelChoiceField(queryset=Pool.objects.order_by("name"), to_field_name="name", empty_label=None)
     gpu_hours = forms.DecimalField(label="GPU-hours", **HOURS)
     note = forms.CharField(required=False, max_length=500)
 

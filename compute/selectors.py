@@ -40,6 +40,13 @@ def allocation_label(allocation: Allocation) -> str:
     return f"{target} on {allocation.pool.name}"
 
 
+def grant_hours(cycle: Cycle, pool: Pool, *, area: Area, idea: Idea | None) -> Decimal:
+    """The hours of an area's (``idea`` None) or an idea's grant, 0 when it has none."""
+    level = Allocation.Level.IDEA if idea is not None else Allocation.Level.AREA
+    grant = Allocation.objects.filter(cycle=cycle, pool=pool, level=level, area=area, idea=idea).values_list("gpu_hours", flat=True).first()
+    return ZERO if grant is None else grant
+
+
 def allocation_children_total(allocation: Allocation) -> Decimal:
     return _sum(Allocation.objects.filter(parent=allocation))
 
@@ -345,7 +352,8 @@ def area_budget(area: Area, cycle: Cycle, *, now: datetime | None = None) -> Are
         pool_by_id = Pool.objects.in_bulk([pool_id for (_, pool_id), _ in ungranted])
         for (idea_id, pool_id), used in ungranted:
             idea = idea_by_id[idea_id]
-            ideas.rows.append([idea, idea.title, idea.get_status_display(), pool_by_id[pool_id].name, ZERO, _round(used), _round(-used)])
+            # No grant of its own: it ran on the area's grant, so it has no remaining of its own either.
+            ideas.rows.append([idea, idea.title, idea.get_status_display(), pool_by_id[pool_id].name, None, _round(used), None])
     granted = sum((g.gpu_hours for g in area_grants), ZERO)
     used_total = sum(used_by_pool.values(), ZERO)
     elapsed, total = _elapsed_hours(cycle, now), cycle.window.hours

@@ -391,15 +391,17 @@ def request_review(
     _require_not_closed(request.cycle)
     granted = _granted_for(decision, request.gpu_hours, gpu_hours, comment)
     org = _org_for_update(request.cycle, request.pool)
-    area_grant = _child_for_update(org, area=request.area, idea=None)
-    target = area_grant if request.idea is None else _child_for_update(area_grant, area=request.area, idea=request.idea)
-    before = target.gpu_hours
+    before = selectors.grant_hours(request.cycle, request.pool, area=request.area, idea=request.idea)
+    after = before
     if granted > 0:
         _require_room(org, granted, what=f"granting request #{request.pk}")
         note = f"request #{request.pk} {decision}d"
+        area_grant = _child_for_update(org, area=request.area, idea=None)
         _set_amount(area_grant, area_grant.gpu_hours + granted, actor=reviewer, source=AllocationChange.Source.REVIEW, note=note)
         if request.idea is not None:
-            _set_amount(target, target.gpu_hours + granted, actor=reviewer, source=AllocationChange.Source.REVIEW, note=note)
+            idea_grant = _child_for_update(area_grant, area=request.area, idea=request.idea)
+            _set_amount(idea_grant, idea_grant.gpu_hours + granted, actor=reviewer, source=AllocationChange.Source.REVIEW, note=note)
+        after = before + granted
     request.status = {
         Review.Decision.APPROVE: Request.Status.APPROVED,
         Review.Decision.TRIM: Request.Status.TRIMMED,
@@ -409,7 +411,7 @@ def request_review(
     request.save(update_fields=["status", "granted_hours", "updated_at"])
     return Review.objects.create(
         request=request, reviewer=reviewer, decision=decision, requested_hours=request.gpu_hours,
-        granted_hours=granted, grant_before=before, grant_after=target.gpu_hours, comment=comment,
+        granted_hours=granted, grant_before=before, grant_after=after, comment=comment,
     )
 
 

@@ -12,9 +12,9 @@ urlpatterns = [
     path("cycles/<int:cycle_id>/<slug:table>.csv", views.cycle_csv, name="cycle_csv"),
     path("requests/new/", views.request_new, name="request_new"),
     path("requests/<int:request_id>/review/", views.request_review, name="request_review"),
-    path("areas/<slug:slug>/", views.area_budget, name="area"),
-    path("areas/<slug:slug>/grant/", views.area_grant, name="area_grant"),
-    path("areas/<slug:slug>/<slug:table>.csv", views.area_csv, name="area_csv"),
+    path("areas/<slug:slug>/", views.area_budget, name="budget"),
+    path("areas/<slug:slug>/grant/", views.area_grant, name="budget_grant"),
+    path("areas/<slug:slug>/<slug:table>.csv", views.area_csv, name="budget_csv"),
     path("trends/", views.trends, name="trends"),
     path("trends/<slug:table>.csv", views.trends_csv, name="trends_csv"),
 ]

@@ -159,7 +159,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         else:
             verb = "submitted" if created else "updated (the previous text is kept in its history)"
             messages.success(request, f"Request #{compute_request.pk} for {compute_request.target_label} {verb}.")
-            return redirect(reverse("compute:area", args=[compute_request.area.slug]) + f"?cycle={cycle.pk}")
+            return redirect(reverse("compute:budget", args=[compute_request.area.slug]) + f"?cycle={cycle.pk}")
     status = 400 if request.method == "POST" else 200
     return render(request, "compute/request_form.html", {"form": form, "cycle": cycle}, status=status)
 
@@ -197,7 +197,7 @@ def area_grant(request: HttpRequest, slug: str) -> HttpResponse:
     area = selectors.area_get(slug)
     cycle = _cycle_from_query(request)
     form = GrantForm(request.POST, area=area)
-    target = reverse("compute:area", args=[area.slug]) + f"?cycle={cycle.pk}"
+    target = reverse("compute:budget", args=[area.slug]) + f"?cycle={cycle.pk}"
     if not form.is_valid():
         messages.error(request, "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()))
         return redirect(target)

@@ -7,13 +7,16 @@ a large study page fast; tests validate the output against plotly's schema.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from django.core.cache import cache
 
 from experiments import curves, queries
 from experiments.analysis import ArmResult
 from experiments.curves import Band
-from experiments.models import Study
+from experiments.models import LIVE_STATES, RunStatus, Study
 
 BASELINE_COLOUR = "#445062"
 PALETTE = ["#3a4fd8", "#c2362f", "#1f7a4d", "#9a6200", "#6136c2", "#0f766e", "#b03029", "#1f5bb8", "#8a5a00"]
@@ -174,4 +177,25 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
         per_run = queries.per_run_aggregate(run_ids, name, how)
         values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
         charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
+    return charts
+
+
+# Finished studies do not change, and reading a large one's points is the page's main cost.
+CACHE_SECONDS = 24 * 3600
+
+
+def cached_study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 0.0) -> list[Chart]:
+    """:func:`study_charts`, cached while no run is live. The key covers every run's id, status and step
+    (a resumed run changes it) and the study's creation time (ids are reused by fresh test databases)."""
+    runs = sorted({run for arm in study.arms.all() for run in arm.runs.all()}, key=lambda run: run.pk)
+    if any(run.status in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs):
+        return study_charts(study, arms, smoothing=smoothing)
+    fingerprint = hashlib.sha256(repr(
+        (study.pk, study.created_at.isoformat(), smoothing, [(run.pk, run.status, run.step) for run in runs])
+    ).encode()).hexdigest()[:32]
+    key = f"experiments:study-charts:{fingerprint}"
+    charts = cache.get(key)
+    if charts is None:
+        charts = study_charts(study, arms, smoothing=smoothing)
+        cache.set(key, charts, CACHE_SECONDS)
     return charts

@@ -12,8 +12,9 @@ from experiments.downsample import lttb_indices
 
 Series = tuple[np.ndarray, np.ndarray]  # (steps, values), steps ascending
 
-# A chart line never needs more points than a wide screen has pixels.
-MAX_POINTS = 1500
+# Points per line on the study page: a chart is ~600 px wide and shows up to a dozen lines, so more
+# points add bytes, not detail (LTTB keeps the spikes).
+MAX_POINTS = 500
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,11 @@ from django.conf import settings
 from experiments.models import Attempt
 from experiments.slots import cuda_visible_devices
 
-ATTEMPT_ENV = "FLIGHTDECK_ATTEMPT_ID"  # marks trainer processes so orphans can be found and killed
+# Mark trainer processes so orphans can be found and killed. The runs directory tells deployments sharing
+# a host apart (attempt ids of two databases overlap), e.g. a test suite next to a running site.
+ATTEMPT_ENV = "FLIGHTDECK_ATTEMPT_ID"
 HOST_ENV = "FLIGHTDECK_ATTEMPT_HOST"
+DEPLOYMENT_ENV = "FLIGHTDECK_ATTEMPT_RUNS_DIR"
 _CHECKPOINT = re.compile(r"^step-(\d+)$")
 
 
@@ -31,15 +34,19 @@ class TrainerLaunch:
     log_path: Path
 
 
+def base_command(recipe: str, overrides: dict, out: Path) -> list[str]:
+    """``python -m modelzoo.train`` for one config; ``--resume`` always, because without a complete
+    checkpoint the trainer simply starts from step 0."""
+    command = [sys.executable, "-m", "modelzoo.train", "--recipe", recipe]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    return command + ["--out", str(out), "--resume"]
+
+
 def trainer_command(attempt: Attempt) -> list[str]:
     run = attempt.run
     study = run.study
-    command = [sys.executable, "-m", "modelzoo.train", "--recipe", run.recipe]
-    for key, value in run.overrides.items():
-        command += ["--set", f"{key}={json.dumps(value)}"]
-    command += [
-        "--out", str(run.run_dir),
-        "--resume",  # always: without a complete checkpoint the trainer starts from step 0
+    command = base_command(run.recipe, run.overrides, run.run_dir) + [
         "--wandb-id", run.public_id,
         "--wandb-project", study.baseline.name,
         "--wandb-group", study.label,
@@ -58,6 +65,7 @@ def trainer_launch(attempt: Attempt) -> TrainerLaunch:
         {
             ATTEMPT_ENV: str(attempt.pk),
             HOST_ENV: attempt.host,
+            DEPLOYMENT_ENV: str(settings.FLIGHTDECK_RUNS_DIR),
             "CUDA_VISIBLE_DEVICES": cuda_visible_devices(attempt.slot),
             "WANDB_DIR": str(run_dir),
             "PYTHONUNBUFFERED": "1",

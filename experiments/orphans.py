@@ -1,5 +1,6 @@
-"""Finding trainer processes on this host by the attempt id in their environment, and killing the ones
-no live attempt owns (their worker died, or a lease expired). Linux /proc only; elsewhere finds nothing."""
+"""Finding this deployment's trainer processes on this host by the attempt id in their environment, and
+killing the ones no live attempt owns (their worker died, or a lease expired). Linux /proc only;
+elsewhere finds nothing."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,9 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.launcher import ATTEMPT_ENV, HOST_ENV
+from django.conf import settings
+
+from experiments.launcher import ATTEMPT_ENV, DEPLOYMENT_ENV, HOST_ENV
 
 PROC = Path("/proc")
 
@@ -30,11 +33,12 @@ def _environ(pid_dir: Path) -> dict[str, str]:
 
 
 def trainer_processes() -> list[TrainerProcess]:
-    """Every process of this user that was started for an attempt (children of trainers included)."""
+    """Every process started for an attempt of this deployment (children of trainers included)."""
     found = []
+    deployment = str(settings.FLIGHTDECK_RUNS_DIR)
     for pid_dir in PROC.glob("[0-9]*"):
         env = _environ(pid_dir)
-        if ATTEMPT_ENV not in env or not env[ATTEMPT_ENV].isdigit():
+        if env.get(DEPLOYMENT_ENV) != deployment or not env.get(ATTEMPT_ENV, "").isdigit():
             continue
         pid = int(pid_dir.name)
         if pid == os.getpid():

@@ -106,7 +106,7 @@ def _results_context(request: HttpRequest, study: Study, live: bool) -> dict:
     smoothing = _smoothing(request)
     return {"study": study, "results": results, "live": live, "smoothing": smoothing,
             "smoothing_choices": charts.SMOOTHING_CHOICES,
-            "charts": charts.study_charts(study, results.arms, smoothing=smoothing)}
+            "charts": charts.cached_study_charts(study, results.arms, smoothing=smoothing)}
 
 
 @login_required

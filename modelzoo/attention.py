@@ -40,7 +40,8 @@ class Attention(nn.Module):
             v = torch.cat([cache.values, v], dim=2)
         if cache is not None:
             cache.keys, cache.values = k, v
-        out = F.scaled_dot_product_attention(q, k, v, **_causal_mask_args(length, k.shape[2], q.device), enable_gqa=True)
+        mask = _causal_mask_args(length, k.shape[2], q.device)
+        out = F.scaled_dot_product_attention(q, k, v, **mask, enable_gqa=True)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
 
 

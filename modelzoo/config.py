@@ -192,7 +192,9 @@ def parse_pattern(pattern: str) -> list[str]:
     """Layer kinds ("mamba", "attention", "mlp", "moe") of a Nemotron-H pattern such as "M*ME"."""
     bad = sorted({letter for letter in pattern if letter not in LAYER_KINDS})
     if bad:
-        raise ConfigError(f"pattern {pattern!r} has unknown letter(s) {bad}; allowed: M (Mamba-2), * (attention), - (MLP), E (MoE)")
+        raise ConfigError(
+            f"pattern {pattern!r} has unknown letter(s) {bad}; allowed: M (Mamba-2), * (attention), - (MLP), E (MoE)"
+        )
     return [LAYER_KINDS[letter] for letter in pattern]
 
 
@@ -456,12 +458,15 @@ def model_config_errors(m: ModelConfig) -> list[str]:
         )
     if m.attention.num_heads % m.attention.num_kv_heads:
         errors.append(
-            f"attention.num_kv_heads: {m.attention.num_kv_heads} does not divide attention.num_heads {m.attention.num_heads}"
+            f"attention.num_kv_heads: {m.attention.num_kv_heads} does not divide "
+            f"attention.num_heads {m.attention.num_heads}"
         )
     if m.mamba.num_heads % m.mamba.n_groups:
         errors.append(f"mamba.n_groups: {m.mamba.n_groups} does not divide mamba.num_heads {m.mamba.num_heads}")
     if m.mamba.time_step_min > m.mamba.time_step_max:
-        errors.append(f"mamba.time_step_min: {m.mamba.time_step_min} exceeds mamba.time_step_max {m.mamba.time_step_max}")
+        errors.append(
+            f"mamba.time_step_min: {m.mamba.time_step_min} exceeds mamba.time_step_max {m.mamba.time_step_max}"
+        )
 
     if m.fp4.enabled and m.fp4.bf16_first_layers + m.fp4.bf16_last_layers > len(m.pattern):
         errors.append(

@@ -3,8 +3,8 @@
 HybridLM's parameter names equal transformers' below the ``model.`` prefix, so conversion is a rename.
 MTP weights are stored under ``mtp.*`` (transformers ignores them on load). The full modelzoo model config
 is kept in config.json under ``modelzoo_config``, so settings transformers has no field for (fp4, MoE
-balancing, MTP pattern, backend) survive a round trip; it takes precedence over the transformers fields. Features transformers' NemotronH always has are
-emulated exactly: a model without shared expert exports a width-1 shared expert whose output weight is 0.
+balancing, MTP pattern, backend) survive a round trip; it takes precedence over the transformers fields.
+Features transformers' NemotronH always has are emulated exactly: a model without shared expert exports a width-1 shared expert whose output weight is 0.
 
 CLI: ``python -m modelzoo.export --checkpoint DIR --to hf OUT`` where DIR is a training run directory
 (its newest complete checkpoint is used) or one of its ``checkpoints/step-N`` directories.
@@ -287,7 +287,8 @@ def from_hf(directory: str | Path) -> HybridLM:
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         sharded = (path / f"{WEIGHTS_FILE}.index.json").is_file()
-        raise ExportError(f"{path}: no {WEIGHTS_FILE}" + (" (sharded checkpoints are not supported)" if sharded else ""))
+        note = " (sharded checkpoints are not supported)" if sharded else ""
+        raise ExportError(f"{path}: no {WEIGHTS_FILE}{note}")
     state = _stack_experts({_our_name(name): tensor for name, tensor in load_file(str(weights)).items()})
     if not cfg.moe.shared_intermediate_size:
         state = {name: tensor for name, tensor in state.items() if ".mixer.shared_experts." not in name}
@@ -308,7 +309,9 @@ def _load_exactly(model: HybridLM, state: dict[str, torch.Tensor], source: str) 
         problems.append(f"unexpected {len(unexpected)} tensor(s), e.g. {unexpected[:3]}")
     if wrong_shape:
         name = wrong_shape[0]
-        problems.append(f"{name} has shape {tuple(state[name].shape)}, the config implies {tuple(expected[name].shape)}")
+        problems.append(
+            f"{name} has shape {tuple(state[name].shape)}, the config implies {tuple(expected[name].shape)}"
+        )
     if problems:
         raise ExportError(f"{source}: does not match its config: " + "; ".join(problems))
     model.load_state_dict(state)

@@ -30,7 +30,9 @@ def _greedy_next(model: HybridLM, hidden: torch.Tensor) -> torch.Tensor:
     return model.head(model.norm_f(hidden)).argmax(-1)
 
 
-def generate_greedy(model: HybridLM, input_ids: torch.Tensor, max_new_tokens: int, *, speculative: bool) -> GenerationResult:
+def generate_greedy(
+    model: HybridLM, input_ids: torch.Tensor, max_new_tokens: int, *, speculative: bool
+) -> GenerationResult:
     if input_ids.dim() != 2 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be [batch, length>0], got shape {tuple(input_ids.shape)}")
     if max_new_tokens < 1:

@@ -32,7 +32,8 @@ class Mamba2Mixer(nn.Module):
     def __init__(self, cfg: ModelConfig, fp4: FP4Config | None, kernels: Kernels) -> None:
         super().__init__()
         m = cfg.mamba
-        self.num_heads, self.head_dim, self.state_size, self.n_groups = m.num_heads, m.head_dim, m.state_size, m.n_groups
+        self.num_heads, self.head_dim = m.num_heads, m.head_dim
+        self.state_size, self.n_groups = m.state_size, m.n_groups
         self.inner_size = m.num_heads * m.head_dim
         self.conv_dim = self.inner_size + 2 * m.n_groups * m.state_size
         self.chunk_size = m.chunk_size

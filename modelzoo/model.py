@@ -140,8 +140,8 @@ def _init_mamba(mixer: Mamba2Mixer, cfg: ModelConfig) -> None:
     m = cfg.mamba
     mixer.A_log.copy_(torch.log(torch.arange(1, m.num_heads + 1, dtype=torch.float32)))
     mixer.D.fill_(1.0)
-    log_dt = torch.rand(m.num_heads) * (math.log(m.time_step_max) - math.log(m.time_step_min)) + math.log(m.time_step_min)
-    dt = torch.exp(log_dt).clamp(min=m.time_step_floor)
+    log_min, log_max = math.log(m.time_step_min), math.log(m.time_step_max)
+    dt = torch.exp(torch.rand(m.num_heads) * (log_max - log_min) + log_min).clamp(min=m.time_step_floor)
     mixer.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
     if cfg.rescale_prenorm_residual:
         nn.init.kaiming_uniform_(mixer.out_proj.weight, a=math.sqrt(5))

@@ -25,7 +25,7 @@ def gpu_hours(value) -> str:
 def table_cell(value):
     """A table cell: areas link to their compute page, ideas to the idea, amounts are formatted."""
     if isinstance(value, Area):
-        return format_html('<a href="{}">{}</a>', reverse("compute:area", args=[value.slug]), value.name)
+        return format_html('<a href="{}">{}</a>', reverse("compute:budget", args=[value.slug]), value.name)
     if isinstance(value, Idea):
         return format_html('<a class="key" href="{}">{}</a>', value.get_absolute_url(), value.key)
     if isinstance(value, Decimal):

@@ -17,3 +17,11 @@ def wait_until(condition: Callable[[], T], *, timeout: float, what: str, interva
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def runs_when_done(study) -> list:
+    """The study's runs once none is queued, starting, running or preempted (about to resume), else []."""
+    from experiments.models import LIVE_STATES, Run, RunStatus
+
+    runs = list(Run.objects.filter(study=study).order_by("id"))
+    return [] if any(run.status in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs) else runs

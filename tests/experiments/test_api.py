@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from experiments import services
-from experiments.models import Metric, Run, RunStatus, Study
+from experiments.models import Attempt, Metric, Run, RunStatus, Study
 from tests.experiments.finished_runs import finish_study
 from tests.experiments.helpers import wait_until
 
@@ -186,7 +186,7 @@ def test_an_integration_study_launched_through_the_api_succeeds_with_metrics_and
     body = wait_until(lambda: (b := api.get(f"/api/v1/studies/{study_id}/").json())["status"] != "running"
                       and b["status"] != "queued" and b, timeout=200, what="the study to finish")
 
-    assert body["status"] == "succeeded", body
+    assert body["status"] == "succeeded", [(a.state, a.reason, a.log_tail[-2000:]) for a in Attempt.objects.all()]
     assert {run["status"] for run in body["runs"]} == {"succeeded"}
     for run in body["runs"]:
         points = api.get(f"/api/v1/runs/{run['id']}/metrics/", {"name": "val_loss"}).json()["points"]

@@ -5,8 +5,8 @@ Each test starts its own worker(s) and beat with short timings; the trainer is t
 import pytest
 
 from experiments import orphans, services
-from experiments.models import LIVE_STATES, Attempt, Metric, Run, RunStatus
-from tests.experiments.helpers import wait_until
+from experiments.models import Attempt, Metric, Run, RunStatus
+from tests.experiments.helpers import runs_when_done, wait_until
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -26,8 +26,8 @@ def launch(user, idea, max_steps: int):
 
 def all_succeeded(study) -> list[Run] | None:
     """The study's runs once none is live or preempted; fails at once (with reasons) if one did not succeed."""
-    runs = list(Run.objects.filter(study=study))
-    if any(run.status in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs):
+    runs = runs_when_done(study)
+    if not runs:
         return None
     attempts = Attempt.objects.filter(run__study=study).values_list("run__public_id", "number", "state", "reason")
     assert {run.status for run in runs} == {RunStatus.SUCCEEDED}, list(attempts)

@@ -7,14 +7,9 @@ import pytest
 
 from experiments import orphans, selectors, services
 from experiments.models import Metric, Run, RunStatus, SlotLease
-from tests.experiments.helpers import wait_until
+from tests.experiments.helpers import runs_when_done, wait_until
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def finished(study_id: int) -> list[Run] | None:
-    runs = list(Run.objects.filter(study_id=study_id))
-    return runs if all(run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) for run in runs) else None
 
 
 def test_an_integration_study_of_two_ideas_and_two_seeds_succeeds_with_metrics(celery_worker, pic, make_idea,
@@ -24,7 +19,7 @@ def test_an_integration_study_of_two_ideas_and_two_seeds_succeeds_with_metrics(c
     study = services.study_launch(user=pic, kind="integration", baseline="tiny-fast", ideas=[latent.key, slow_lr.key],
                                   seeds=[0, 1], max_steps=4)
 
-    runs = wait_until(lambda: finished(study.pk), timeout=270, what="the study's runs to finish")
+    runs = wait_until(lambda: runs_when_done(study), timeout=270, what="the study's runs to finish")
 
     assert [run.status for run in runs] == [RunStatus.SUCCEEDED] * 4
     for run in runs:
@@ -51,7 +46,7 @@ def test_a_crashing_trainer_fails_its_run_with_the_log_tail_and_spares_the_other
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast", ideas=[broken.key], seeds=[0],
                                   max_steps=2)
 
-    runs = wait_until(lambda: finished(study.pk), timeout=270, what="both runs to finish")
+    runs = wait_until(lambda: runs_when_done(study), timeout=270, what="both runs to finish")
 
     by_arm = {run.arms.get().name: run for run in runs}
     assert by_arm["baseline"].status == RunStatus.SUCCEEDED

@@ -13,6 +13,8 @@ from modelzoo.config import load_recipe
 from modelzoo.export import from_hf, main
 from modelzoo.model import HybridLM
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -6,6 +6,8 @@ import torch
 from modelzoo.config import apply_model_overrides, load_recipe
 from modelzoo.model import HybridLM
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TINY = load_recipe("tiny-ci").model
 
 

@@ -10,13 +10,17 @@ from modelzoo.config import ModelConfig, apply_model_overrides
 from modelzoo.export import ExportError, from_hf, to_hf
 from modelzoo.model import HybridLM
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SMALL = {"hidden_size": 32, "vocab_size": 96, "initializer_range": 0.1, "mamba.num_heads": 4, "mamba.head_dim": 8,
          "mamba.state_size": 8, "mamba.chunk_size": 8, "mlp.intermediate_size": 48, "moe.num_experts": 4,
          "moe.top_k": 2, "moe.intermediate_size": 16, "moe.shared_intermediate_size": 24}
 CASES = {
-    "gqa-groups2-shared": {"pattern": "M*ME", "mamba.n_groups": 2, "attention.num_heads": 4, "attention.num_kv_heads": 2},
-    "mha-latent-noshared": {"pattern": "ME-*M", "mamba.n_groups": 1, "attention.num_heads": 4, "attention.num_kv_heads": 4,
-                            "moe.latent_size": 16, "moe.shared_intermediate_size": 0, "moe.routed_scaling_factor": 2.5},
+    "gqa-groups2-shared": {"pattern": "M*ME", "mamba.n_groups": 2, "attention.num_heads": 4,
+                           "attention.num_kv_heads": 2},
+    "mha-latent-noshared": {"pattern": "ME-*M", "mamba.n_groups": 1, "attention.num_heads": 4,
+                            "attention.num_kv_heads": 4, "moe.latent_size": 16, "moe.shared_intermediate_size": 0,
+                            "moe.routed_scaling_factor": 2.5},
     "groups4-grouped-routing-mtp": {"pattern": "*EMM-", "mamba.n_groups": 4, "attention.num_heads": 2,
                                     "attention.num_kv_heads": 1, "moe.n_group": 2, "moe.topk_group": 1,
                                     "moe.norm_topk_prob": False, "mtp.depth": 1, "mtp.pattern": "*E"},

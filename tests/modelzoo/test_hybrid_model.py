@@ -11,6 +11,8 @@ from modelzoo.config import ConfigError, ModelConfig, apply_model_overrides, loa
 from modelzoo.fp4 import FP4Linear
 from modelzoo.model import HybridLM
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TINY = load_recipe("tiny-ci").model
 
 

@@ -1,10 +1,13 @@
 """Mamba-2 mixer: recurrent (generation) mode against the parallel forward, causality, and the dt clamp."""
 
+import pytest
 import torch
 
 from modelzoo.backends import Kernels
 from modelzoo.config import ModelConfig, apply_model_overrides
 from modelzoo.mamba2 import Mamba2Mixer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CFG = apply_model_overrides(
     ModelConfig(),

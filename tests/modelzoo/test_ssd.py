@@ -5,6 +5,8 @@ import torch
 
 from modelzoo.ssd import ssd_chunked, ssd_ref
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _inputs(length: int, batch=2, heads=6, head_dim=4, groups=3, state=5, seed=0):
     g = torch.Generator().manual_seed(seed)

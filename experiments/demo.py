@@ -1,0 +1,153 @@
+"""Demo data: the tiny-ci and nano-baseline baselines, finished ablation and integration studies whose
+metrics come from really training tiny-ci, and a small live study for ``make run``.
+
+Training results are cached under ``var/demo-cache/<config hash>.jsonl``, so seeding again (or in another
+checkout with the same recipes) replays them instead of training. The finished studies go through the real
+services and attempt state machine; only the trainer's output is replayed from the cache.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone as dt_timezone
+from pathlib import Path
+from typing import TextIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from experiments import attempts, launcher, monitor, services
+from experiments.models import LIVE_STATES, Attempt, Run, RunStatus, Study
+from experiments.planning import plan_study
+from ideas.models import Idea
+
+DEMO_HOST = "demo-seed"
+DEMO_SEEDS = [0, 1]
+DEMO_STEPS = 30
+LIVE_STEPS = 400
+LIVE_TITLE = "Live demo: router bias rate + lower LR"
+PARALLEL_TRAINERS = 2
+
+# Demo ideas (from ideas/demo_data.py) recognised by their recipe patches, which tiny-ci accepts.
+ROUTER_BIAS = {"moe.bias_update_rate": 0.005}
+LOWER_LR = {"optim.lr": 0.002}
+LATENT = {"moe.latent_size": 64}
+
+
+def cache_dir() -> Path:
+    return settings.VAR_DIR / "demo-cache"
+
+
+def _idea(patch: dict) -> Idea | None:
+    return next((idea for idea in Idea.objects.order_by("number") if idea.recipe_patch == patch), None)
+
+
+def _baselines() -> None:
+    services.baseline_save(name="tiny-ci", recipe="tiny-ci", description="CI-sized hybrid; trains in seconds on CPU.")
+    services.baseline_save(name="nano-baseline", recipe="nano-baseline",
+                           description="Nemotron-3-style hybrid Mamba-2/attention MoE, CPU-trainable in minutes.")
+
+
+def _study_specs() -> list[dict]:
+    bias, lower_lr, latent = _idea(ROUTER_BIAS), _idea(LOWER_LR), _idea(LATENT)
+    specs = []
+    if bias:
+        specs.append({"kind": "ablation", "ideas": [bias]})
+    if latent:
+        specs.append({"kind": "ablation", "ideas": [latent]})
+    if bias and lower_lr:
+        specs.append({"kind": "integration", "ideas": [bias, lower_lr], "leave_one_out": True})
+    return specs
+
+
+def _title(spec: dict) -> str:
+    keys = " + ".join(idea.key for idea in spec["ideas"])
+    return f"Demo {spec['kind']}: {keys}"
+
+
+def _train(configs: dict[str, tuple[str, dict]], out: TextIO) -> None:
+    """Train every config not in the cache (a few at a time) and cache its metrics.jsonl."""
+    missing = [(digest, recipe, overrides) for digest, (recipe, overrides) in configs.items()
+               if not (cache_dir() / f"{digest}.jsonl").exists()]
+    if not missing:
+        return
+    out.write(f"Training {len(missing)} tiny-ci runs for the demo (cached in {cache_dir()}) …\n")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="flightdeck-demo-") as scratch:
+        for start in range(0, len(missing), PARALLEL_TRAINERS):
+            batch = missing[start:start + PARALLEL_TRAINERS]
+            processes = []
+            for digest, recipe, overrides in batch:
+                run_dir = Path(scratch) / digest
+                command = launcher.base_command(recipe, overrides, run_dir) + ["--wandb-mode", "disabled"]
+                processes.append((digest, run_dir, subprocess.Popen(
+                    command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                )))
+            for digest, run_dir, process in processes:
+                output, _ = process.communicate()
+                if process.returncode != 0:
+                    raise RuntimeError(f"demo training of config {digest[:12]} failed:\n{output[-2000:]}")
+                shutil.copyfile(run_dir / "metrics.jsonl", cache_dir() / f"{digest}.jsonl")
+
+
+def _replay(run: Run, revision: tuple[str, bool]) -> None:
+    """Finish a queued run from its cached metrics through the attempt state machine."""
+    source = cache_dir() / f"{run.config_hash}.jsonl"
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, run.run_dir / "metrics.jsonl")
+    records = monitor.MetricsTail(run.run_dir / "metrics.jsonl").read_new()
+    attempt = run.attempts.get()
+    attempts.attempt_claim(attempt.pk, host=DEMO_HOST, slot_ids=None)
+    attempts.attempt_started(attempt.pk, pid=None, pgid=None, code_revision=revision[0], code_dirty=revision[1])
+    monitor.ingest(run, records)
+    attempts.attempt_finish(attempt.pk, host=DEMO_HOST, state=RunStatus.SUCCEEDED, exit_code=0,
+                            reason=f"demo: replayed {DEMO_STEPS} steps of cached tiny-ci training")
+    # Keep the real training's wall time, so cost and throughput columns show real numbers.
+    started, finished = (datetime.fromtimestamp(records[i]["time"], tz=dt_timezone.utc) for i in (0, -1))
+    Attempt.objects.filter(pk=attempt.pk).update(started_at=started, finished_at=finished)
+    Run.objects.filter(pk=run.pk).update(started_at=started, finished_at=finished,
+                                         gpu_hours=(finished - started).total_seconds() / 3600)
+
+
+def _demo_user():
+    return get_user_model().objects.filter(is_staff=True, is_active=True).order_by("pk").first()
+
+
+def seed(out: TextIO | None = None) -> None:
+    """Baselines and finished demo studies (idempotent: studies that exist by title are kept)."""
+    out = out or sys.stdout
+    _baselines()
+    user = _demo_user()
+    specs = [spec for spec in _study_specs() if not Study.objects.filter(title=_title(spec)).exists()]
+    if user is None or not specs:
+        out.write(f"Experiments demo: {Study.objects.count()} studies (nothing to add).\n")
+        return
+    plans = [(spec, plan_study(kind=spec["kind"], baseline="tiny-ci", ideas=[i.key for i in spec["ideas"]],
+                               seeds=DEMO_SEEDS, max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False)))
+             for spec in specs]
+    _train({run.config_hash: (plan.baseline.recipe, run.overrides) for _, plan in plans for run in plan.runs}, out)
+    revision = launcher.code_revision()
+    for spec, _ in plans:
+        with transaction.atomic():
+            study = services.study_launch(user=user, kind=spec["kind"], baseline="tiny-ci",
+                                          ideas=[i.key for i in spec["ideas"]], seeds=DEMO_SEEDS,
+                                          max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False),
+                                          title=_title(spec))
+            for run in study.runs.all():
+                _replay(run, revision)
+    out.write(f"Experiments demo: baselines tiny-ci, nano-baseline; {len(plans)} finished studies added.\n")
+
+
+def start_live_demo_study() -> Study | None:
+    """Launch one small integration study for workers to train, unless one is still live; None then
+    (or when the demo ideas are missing)."""
+    live = Study.objects.filter(title=LIVE_TITLE, runs__status__in=LIVE_STATES).first()
+    bias, lower_lr, user = _idea(ROUTER_BIAS), _idea(LOWER_LR), _demo_user()
+    if live or not (bias and lower_lr and user):
+        return None
+    _baselines()
+    return services.study_launch(user=user, kind="integration", baseline="tiny-ci", ideas=[bias.key, lower_lr.key],
+                                 seeds=DEMO_SEEDS, max_steps=LIVE_STEPS, title=LIVE_TITLE)

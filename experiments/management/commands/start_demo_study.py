@@ -1,0 +1,14 @@
+from django.core.management.base import BaseCommand
+
+from experiments.demo import start_live_demo_study
+
+
+class Command(BaseCommand):
+    help = "Launch the small live integration study of the demo (skipped while one is still running)."
+
+    def handle(self, *args, **options) -> None:
+        study = start_live_demo_study()
+        if study is None:
+            self.stdout.write("Live demo study: one is still running, or the demo data is not seeded; nothing launched.")
+        else:
+            self.stdout.write(f"Live demo study {study.label} launched: {study.runs.count()} runs queued.")
