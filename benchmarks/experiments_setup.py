@@ -1,5 +1,6 @@
-"""Shared set-up of the experiments benchmarks: a throw-away Redis and a fresh database (SQLite file in a
-temp dir unless DATABASE_URL is set), then Django. Import and call ``start()`` before any Django import."""
+"""Shared set-up of the experiments benchmarks: a throw-away Redis and a throw-away PostgreSQL cluster (the
+production database; ``--sqlite`` or DATABASE_URL to use another), then Django. Call ``start()`` before
+any Django import."""
 from __future__ import annotations
 
 import atexit
@@ -13,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def start(name: str) -> Path:
+def start(name: str, *, sqlite: bool = False) -> Path:
     """Redis + database + Django for the benchmark ``name``; returns its temp dir (removed at exit)."""
+    from tests.support.postgres_cluster import PostgresCluster
     from tests.support.redis_server import RedisServer
 
     work = Path(tempfile.mkdtemp(prefix=f"flightdeck-bench-{name}-"))
@@ -23,7 +25,13 @@ def start(name: str) -> Path:
     redis.start()
     atexit.register(redis.stop)
     os.environ["REDIS_URL"] = redis.url
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}")
+    if sqlite:
+        os.environ["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
+    elif "DATABASE_URL" not in os.environ:
+        postgres = PostgresCluster()
+        postgres.start()
+        atexit.register(postgres.stop)
+        os.environ["DATABASE_URL"] = postgres.url
     os.environ["FLIGHTDECK_VAR_DIR"] = str(work / "var")
     os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

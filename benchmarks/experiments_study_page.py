@@ -3,10 +3,11 @@
 1. A fresh database gets an ablation study of 7 ideas (8 arms) with 3 seeds, launched through the service;
    its 24 runs are marked succeeded and given 10,000 steps of train_loss, tokens_per_s, peak_mem_mb,
    moe_imbalance and fp4_error plus val_loss every 100 steps, bulk-inserted (the point is reading them).
-2. The page is requested in-process (django.test.Client, DEBUG off) ``--repeat`` times; the median and
-   max wall time are printed, with the page size, SQL queries and the time split into its parts.
+2. The page is requested in-process (django.test.Client, DEBUG off) ``--repeat`` times cold (chart cache
+   cleared before each request) and ``--repeat`` times warm (finished studies' charts come from the cache);
+   median and max wall time, page size, SQL queries and the cold time split into its parts are printed.
 
-    .venv/bin/python benchmarks/experiments_study_page.py [--arms 8] [--seeds 3] [--steps 10000] [--repeat 5]
+    .venv/bin/python benchmarks/experiments_study_page.py [--arms 8] [--seeds 3] [--steps 10000] [--repeat 5] [--sqlite]
 """
 from __future__ import annotations
 
@@ -70,8 +71,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sqlite", action="store_true", help="SQLite file instead of a throw-away PostgreSQL")
     args = parser.parse_args()
-    start("study-page")
+    start("study-page", sqlite=args.sqlite)
+    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -86,16 +89,19 @@ def main() -> None:
     client.force_login(pic)
     url = f"/experiments/studies/{study.pk}/"
     client.get(url)  # warm-up: imports, template compilation
-    timings = []
-    for _ in range(args.repeat):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            response = client.get(url)
-            timings.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.status_code
-    print(f"study page, {args.arms} arms × {args.seeds} seeds × {args.steps:,} steps: "
-          f"median {statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms over {args.repeat}; "
-          f"{len(response.content) / 1024:.0f} KiB, {len(queries.captured_queries)} queries")
+    for label, clear_cache in (("cold", True), ("warm", False)):
+        timings = []
+        for _ in range(args.repeat):
+            if clear_cache:
+                cache.clear()
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                response = client.get(url)
+                timings.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.status_code
+        print(f"study page {label}, {args.arms} arms × {args.seeds} seeds × {args.steps:,} steps: "
+              f"median {statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms over "
+              f"{args.repeat}; {len(response.content) / 1024:.0f} KiB, {len(queries.captured_queries)} queries")
     for part, seconds in _time_parts(study.pk).items():
         print(f"  {part}: {seconds * 1000:.0f} ms")
 

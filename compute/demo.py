@@ -52,13 +52,15 @@ def _reviewers(password_hash: str) -> list[AbstractBaseUser]:
 
 
 def _run_attempts(cycle: Cycle, area: Area, pool: Pool, pick_idea, target: Decimal, until: datetime, label: str, rng: random.Random) -> None:
-    """Attempts of 16-64 GPUs in 12-hour segments at random times before ``until`` until ``target`` GPU-h are used."""
-    step = timedelta(hours=12)
-    span_hours = int((until - cycle.start).total_seconds() // 3600) - 12
+    """Attempts at random times before ``until`` until ``target`` GPU-h are used: 16-64 GPUs in 12-hour
+    segments, or 8 GPUs in 4-hour ones for small targets (so an idea's usage lands near its grant)."""
+    small = target < 800
+    step = timedelta(hours=4 if small else 12)
+    span_hours = int((until - cycle.start - step).total_seconds() // 3600)
     charged, attempt = Decimal(0), 0
     while span_hours > 0 and charged < target:
         attempt += 1
-        idea, gpus = pick_idea(), rng.choice((16, 32, 64))
+        idea, gpus = pick_idea(), 8 if small else rng.choice((16, 32, 64))
         start = cycle.start + timedelta(hours=rng.randint(0, span_hours))
         for segment in range(rng.randint(1, 3)):
             segment_start = start + segment * step

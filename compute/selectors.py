@@ -7,8 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -159,9 +158,18 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOvervie
         Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA)
         .values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
     )
-    used_by_pool = dict(
-        UsageEntry.objects.filter(cycle=cycle).values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
-    )
+    # Usage per pool and per local day in one scan: a filtered sum per day over [midnight, next midnight), with
+    # bounds computed here so DST days are 23 or 25 hours long. A segment counts on the day it started (segments
+    # are minutes to hours long). Plain comparisons keep this fast on SQLite too, where truncating dates in a
+    # time zone runs Python per row.
+    days = cycle.window.days()
+    day_sums = {
+        f"d{index}": Sum("gpu_hours", filter=Q(segment_start__gte=start, segment_start__lt=end))
+        for index, (start, end) in enumerate(calendar.day_bounds(day) for day in days)
+    }
+    pool_rows = list(UsageEntry.objects.filter(cycle=cycle).values("pool_id").annotate(total=Sum("gpu_hours"), **day_sums))
+    used_by_pool = {row["pool_id"]: row["total"] for row in pool_rows}
+    per_day = {day: sum((row[f"d{index}"] or ZERO for row in pool_rows), ZERO) for index, day in enumerate(days)}
     elapsed = _elapsed_hours(cycle, now)
     pools = Table("pools", "Pools", ["Pool", "GPU type", "GPUs", "Budget GPU-h", "Granted GPU-h", "Used GPU-h", "Utilisation %"])
     for budget in budgets:
@@ -170,14 +178,7 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOvervie
         utilisation = _round(100 * used / capacity_so_far) if capacity_so_far else ZERO
         pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, budget.gpu_hours, _round(granted_by_pool.get(pool.pk, ZERO)), _round(used), utilisation])
 
-    # A segment counts on the local day it started: segments are minutes long, so this is exact to a few minutes.
-    per_day = dict(
-        UsageEntry.objects.filter(cycle=cycle)
-        .annotate(day=TruncDate("segment_start", tzinfo=calendar.tz))
-        .values("day").annotate(total=Sum("gpu_hours")).values_list("day", "total")
-    )
     total_budget = sum((b.gpu_hours for b in budgets), ZERO)
-    days = cycle.window.days()
     today = timezone.localtime(now, calendar.tz).date()
     remaining, burn, spent = [], total_budget, ZERO
     for day in days:
@@ -421,9 +422,10 @@ class Trends:
     landed: Table
 
 
-def trends(*, last: int = 12) -> Trends:
-    """GPU-hours per area per cycle for the last ``last`` cycles, and the total cost of each landed idea."""
-    cycles = list(Cycle.objects.order_by("-start")[:last])[::-1]
+def trends(*, last: int = 12, now: datetime | None = None) -> Trends:
+    """GPU-hours per area per cycle for the last ``last`` cycles that have started, and the total cost of each
+    landed idea."""
+    cycles = list(Cycle.objects.filter(start__lte=now or timezone.now()).order_by("-start")[:last])[::-1]
     usage = defaultdict(lambda: ZERO)
     for row in UsageEntry.objects.filter(cycle__in=cycles).values("cycle_id", "area_id").annotate(total=Sum("gpu_hours")):
         usage[(row["area_id"], row["cycle_id"])] = row["total"]

@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 
 from compute import charts, permissions, selectors, services
 from compute.csv_export import table_response
+from compute.cycles import Phase
 from compute.errors import ComputeConflict
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
 from ideas.forms import apply_service_error, parse_lines
-from ideas.models import Idea
 
 
 def _cycle_from_query(request: HttpRequest):
@@ -54,7 +54,7 @@ def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
         burn_chart=charts.org_burn_down(overview),
         pools_chart=charts.pool_utilisation(overview, Decimal(settings.FLIGHTDECK_COMPUTE_TARGET_UTILISATION)),
         can_move_phase=permissions.can_move_phase(request.user),
-        next_phases=overview.cycle.next_phases,
+        next_phase=Phase(overview.cycle.next_phases[0]) if overview.cycle.next_phases else None,
         open_cycle=selectors.cycle_open_for_requests(),
         has_charts=True,
     )

@@ -209,7 +209,9 @@ def _preview_context(form: IntegrationForm) -> dict:
         plan = plan_study(**arguments)
     except ValidationError as error:
         return {"plan": None, "plan_errors": error.messages}
-    return {"plan": plan, "plan_errors": [], "resolutions": form.resolutions()}
+    return {"plan": plan, "plan_errors": [], "resolutions": form.resolutions(),
+            "conflict_keys": {conflict.key for conflict in plan.conflicts},
+            "shared_runs": len(plan.arms) * len(plan.seeds) - len(plan.runs)}
 
 
 @login_required

@@ -23,7 +23,7 @@ from torch import nn
 
 from modelzoo.config import FP4Config
 from modelzoo.fp4_hadamard import RHT_SIZE, rotate_rows
-from modelzoo.fp4_quant import quantize_dequantize
+from modelzoo.fp4_quant import Rounding, quantize_dequantize
 
 
 @dataclass
@@ -49,7 +49,7 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _gradient_rounding(fp4: FP4Config) -> str:
+def _gradient_rounding(fp4: FP4Config) -> Rounding:
     return "stochastic" if fp4.stochastic_rounding else "nearest"
 
 
@@ -81,9 +81,7 @@ class _NVFP4Linear(torch.autograd.Function):
         w = weight.to(dtype)
         qx = quantize_dequantize(x2)
         qw = quantize_dequantize(w, blocks="2d" if fp4.weight_2d_blocks else "1d")
-        y = qx @ qw.t()
-        if bias is not None:
-            y = y + bias.to(dtype)
+        y = qx @ qw.t() if bias is None else torch.addmm(bias.to(dtype), qx, qw.t())
         if stats is not None:
             stats.activation_error = _relative_error(qx, x2)
             stats.weight_error = _relative_error(qw, w)
@@ -152,7 +150,7 @@ def make_linear(in_features: int, out_features: int, bias: bool, fp4: FP4Config 
     return FP4Linear(in_features, out_features, bias, fp4)
 
 
-def collect_stats(model: nn.Module) -> dict[str, float]:
+def collect_stats(model: nn.Module) -> dict[str, float | int]:
     """Mean NVFP4 quantization errors over the modules of ``model`` that recorded a forward.
 
     Returns ``{"fp4_error", "fp4_activation_error", "fp4_weight_error", "fp4_layers"}`` (``fp4_error`` averages

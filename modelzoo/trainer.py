@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from modelzoo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from modelzoo.config import ConfigError, Recipe
-from modelzoo.data import BatchSampler, build_corpus, validation_batches
+from modelzoo.data import BatchSampler, CorpusError, build_corpus, validation_batches
 from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
 from modelzoo.model import HybridLM
 from modelzoo.run_files import RunFiles
@@ -196,12 +196,19 @@ class Run:
             self.trained = DistributedDataParallel(self.model, device_ids=device_ids, find_unused_parameters=True)
 
     def _build_data(self) -> None:
-        # Rank 0 builds the cache first; the others then find it complete instead of building it again.
-        if not self.ctx.is_main:
-            barrier(self.ctx)
-        corpus = build_corpus(self.recipe.data)
+        # Rank 0 builds the cache first; the others then find it complete instead of building it again (or
+        # meet the same CorpusError). Rank 0 reaches the barrier even when it fails, so nobody waits forever.
+        failure: CorpusError | None = None
         if self.ctx.is_main:
-            barrier(self.ctx)
+            try:
+                corpus = build_corpus(self.recipe.data)
+            except CorpusError as error:
+                failure = error
+        barrier(self.ctx)
+        if failure is not None:
+            raise failure
+        if not self.ctx.is_main:
+            corpus = build_corpus(self.recipe.data)
         log.info("corpus %s: %s tokens (train/val), built in %.2fs", corpus.directory, corpus.meta["tokens"],
                  corpus.meta["build_seconds"])
         if corpus.tokenizer.vocab_size > self.recipe.model.vocab_size:

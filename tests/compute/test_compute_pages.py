@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from compute import services
 from ideas import services as idea_services
 
-OVERVIEW_QUERIES = 14  # session, user, cycle, 3 sums per area, areas, org budgets, 2 sums per pool, sums per day, picker, open cycle, reviewer group
+OVERVIEW_QUERIES = 13  # session, user, cycle, 3 sums per area, areas, org budgets, grants per pool, usage per pool and day, picker, open cycle, reviewer group
 
 
 def _grant_and_use(cycle, pool, area, reviewer, pic, idea=None, *, hours=100, used_hours=3, key="A"):
@@ -64,6 +64,15 @@ def test_every_table_downloads_as_csv(client, current_cycle, pool, area, idea, r
     ideas = list(csv.reader(io.StringIO(client.get(urls[6]).content.decode())))
     assert ideas[1][:1] == [idea.key] and ideas[1][4:] == ["50.00", "6.00", "44.00"]
     assert client.get(f"/compute/cycles/{current_cycle.pk}/secrets.csv").status_code == 404
+
+
+def test_the_burn_down_counts_usage_on_the_local_day_it_started(client, current_cycle, pool, area, reviewer, pic):
+    _grant_and_use(current_cycle, pool, area, reviewer, pic, used_hours=3)  # 6 GPU-h on the first day, 02:00-05:00
+    client.force_login(pic)
+    rows = list(csv.reader(io.StringIO(client.get(f"/compute/cycles/{current_cycle.pk}/burndown.csv").content.decode())))
+    budget = current_cycle.allocations.get(level="org").gpu_hours
+    assert rows[1] == [str(current_cycle.first_day), format(budget - 6, "f"), format((budget * 13 / 14).quantize(budget), "f")]
+    assert len(rows) == 15
 
 
 def test_the_area_page_shows_grants_and_prefills_a_request(client, current_cycle, open_cycle, pool, area, idea, reviewer, pic):

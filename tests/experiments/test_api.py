@@ -194,5 +194,5 @@ def test_an_integration_study_launched_through_the_api_succeeds_with_metrics_and
     assert all(arm["seed_stats"]["n"] == 2 for arm in body["arms"])
     all_arm = body["arms"][1]
     assert all_arm["vs_baseline"]["method"] == "paired"
-    assert len(body["verdict"]) == 1 and body["verdict"][0].startswith("integration ")
-    assert body["verdict"][0].endswith("val loss over 2 seeds")
+    [verdict] = body["verdict"]  # which way a 4-step run goes is not the point; that it is judged is
+    assert verdict.startswith("integration ") and "val loss over 2 seeds" in verdict

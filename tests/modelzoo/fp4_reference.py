@@ -59,7 +59,8 @@ def quantize_blocks(
     tensor_scale = 6 * 448 / tensor_amax
     for r0 in range(0, rows, block_rows):
         for c0 in range(0, cols, block_cols):
-            cells = [(r, c) for r in range(r0, min(r0 + block_rows, rows)) for c in range(c0, min(c0 + block_cols, cols))]
+            block_r = range(r0, min(r0 + block_rows, rows))
+            cells = [(r, c) for r in block_r for c in range(c0, min(c0 + block_cols, cols))]
             block_amax = max(abs(data[r][c]) for r, c in cells)
             scale = round_to_grid(block_amax / 6 * tensor_scale, E4M3)
             if scale == 0:

@@ -30,6 +30,8 @@ def test_e4m3_rounding_matches_bit_level_reference():
     ]).float()
     expected = torch.tensor([round_to_grid(v, E4M3) for v in probes.double().tolist()], dtype=torch.float32)
     assert torch.equal(round_e4m3(probes), expected)
+    # A second, independent implementation: torch's float8 cast (which needs the saturation done beforehand).
+    assert torch.equal(round_e4m3(probes), probes.clamp(max=448).to(torch.float8_e4m3fn).float())
     assert round_e4m3(torch.tensor([2.0**-9, 448.0, 1000.0])).tolist() == [2.0**-9, 448.0, 448.0]
 
 
