@@ -55,11 +55,11 @@ def arm_colours(arm_names: Sequence[str]) -> dict[str, str]:
 def _layout(**overrides) -> dict:
     layout = {
         "height": 320,
-        "margin": {"l": 60, "r": 16, "t": 16, "b": 44},
+        "margin": {"l": 60, "r": 16, "t": 40, "b": 44},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "font": {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": "#1c2430"},
-        "legend": {"orientation": "h", "y": -0.2, "x": 0},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "hovermode": "x unified",
         "xaxis": {"gridcolor": GRID, "zeroline": False},
         "yaxis": {"gridcolor": GRID, "zeroline": False},
@@ -93,18 +93,21 @@ def band_figure(bands: Mapping[str, Band], colours: Mapping[str, str], *, y_titl
 
 
 def final_loss_figure(arms: Sequence[ArmResult], colours: Mapping[str, str]) -> dict:
-    """Left: final validation loss per arm (mean, min–max whiskers, one dot per seed). Right: each arm's
+    """Left: final validation loss per arm (mean as a dash, min–max whiskers, a dot per seed). Right: each arm's
     difference to the baseline in % with its 95% confidence interval; left of zero is better."""
     measured = [arm for arm in arms if arm.stats]
     names = [arm.name for arm in measured]
     data: list[dict] = [
-        {"type": "bar", "x": names, "y": [arm.stats.mean for arm in measured], "name": "mean over seeds",
-         "marker": {"color": [_translucent(colours[n], 0.75) for n in names]}, "showlegend": False,
-         "error_y": {"type": "data", "symmetric": False, "color": "#1c2430", "thickness": 1.2,
+        {"type": "scatter", "mode": "markers", "x": names, "y": [arm.stats.mean for arm in measured],
+         "name": "mean over seeds", "showlegend": False,
+         "marker": {"color": [colours[n] for n in names], "size": 14, "symbol": "line-ew-open",
+                    "line": {"width": 3, "color": [colours[n] for n in names]}},
+         "error_y": {"type": "data", "symmetric": False, "color": "#8a94a3", "thickness": 1.2, "width": 8,
                      "array": [arm.stats.max - arm.stats.mean for arm in measured],
                      "arrayminus": [arm.stats.mean - arm.stats.min for arm in measured]},
-         "hovertemplate": "%{x}: %{y:.4f}<extra>mean</extra>"},
-        {"type": "scatter", "mode": "markers", "showlegend": False, "marker": {"color": "#1c2430", "size": 6},
+         "hovertemplate": "%{x}: %{y:.4f}<extra>mean, min–max</extra>"},
+        {"type": "scatter", "mode": "markers", "showlegend": False,
+         "marker": {"color": [colours[arm.name] for arm in measured for _ in arm.values], "size": 7, "opacity": 0.8},
          "x": [arm.name for arm in measured for _ in arm.values],
          "y": [value for arm in measured for value in arm.values.values()],
          "text": [f"seed {seed}" for arm in measured for seed in arm.values],
@@ -124,7 +127,7 @@ def final_loss_figure(arms: Sequence[ArmResult], colours: Mapping[str, str]) -> 
         xaxis={"domain": [0, 0.46], "gridcolor": GRID, "type": "category"},
         yaxis={"title": {"text": "final val loss"}, "gridcolor": GRID, "zeroline": False},
         xaxis2={"domain": [0.58, 1], "anchor": "y2", "gridcolor": GRID, "zeroline": True, "zerolinecolor": "#8a94a3",
-                "title": {"text": "Δ val loss vs baseline (%), 95% CI"}},
+                "zerolinewidth": 2, "rangemode": "tozero", "title": {"text": "Δ val loss vs baseline (%), 95% CI"}},
         yaxis2={"anchor": "x2", "type": "category", "gridcolor": GRID, "automargin": True},
     )
     return {"data": data, "layout": layout}

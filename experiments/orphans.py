@@ -19,6 +19,7 @@ PROC = Path("/proc")
 class TrainerProcess:
     pid: int
     pgid: int
+    ppid: int
     attempt_id: int
     host: str
 
@@ -47,8 +48,17 @@ def trainer_processes() -> list[TrainerProcess]:
             pgid = os.getpgid(pid)
         except ProcessLookupError:
             continue
-        found.append(TrainerProcess(pid=pid, pgid=pgid, attempt_id=int(env[ATTEMPT_ENV]), host=env.get(HOST_ENV, "")))
+        found.append(TrainerProcess(pid=pid, pgid=pgid, ppid=parent_pid(pid) or 0, attempt_id=int(env[ATTEMPT_ENV]),
+                                    host=env.get(HOST_ENV, "")))
     return found
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        # The command name in parentheses may contain spaces; the fields after it are fixed.
+        return int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def kill_groups(processes: list[TrainerProcess]) -> int:
@@ -68,3 +78,17 @@ def kill_groups(processes: list[TrainerProcess]) -> int:
 def kill_attempt(attempt_id: int) -> int:
     """Kill whatever still runs on this host for one attempt."""
     return kill_groups([process for process in trainer_processes() if process.attempt_id == attempt_id])
+
+
+def terminate_own_trainers() -> int:
+    """SIGTERM the trainers this worker process started (directly, or from one of its pool processes), so
+    they checkpoint and stop; returns how many. Trainers of other workers on the host are left alone."""
+    me = os.getpid()
+    own = {process.pgid for process in trainer_processes()
+           if process.pid == process.pgid and me in (process.ppid, parent_pid(process.ppid))}
+    for pgid in own:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return len(own)

@@ -103,7 +103,8 @@ class Supervision:
             time.sleep(interval)
 
     def _stop_if_asked(self, handle: TrainerHandle, cancel_requested: bool) -> None:
-        # A prefork pool child whose worker died is re-parented; wind the trainer down so it checkpoints.
+        # Fallback where the pool's own parent-death signal is unavailable (not Linux): a pool process whose
+        # worker died is re-parented; wind the trainer down so it checkpoints and the run resumes elsewhere.
         worker_gone = os.getppid() != self.parent_pid
         if (cancel_requested or worker_gone) and self.terminated_at is None:
             handle.terminate()

@@ -76,19 +76,22 @@ def _block_shape(blocks: Blocks, axis: int) -> tuple[int, int]:
     raise ValueError(f"fake_quantize: 1-D blocks run along axis -1 or -2, got axis={axis}")
 
 
-def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int, overwrite: bool) -> torch.Tensor:
-    """float32 ``(batch, rows/br, br, cols/bc, bc)`` copy of ``x`` (last two dims as the matrix), zero-padded.
+def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int) -> tuple[torch.Tensor, bool]:
+    """float32 ``(batch, rows/br, br, cols/bc, bc)`` view of ``x`` (last two dims as the matrix), zero-padded.
 
-    With ``overwrite`` a float32 contiguous ``x`` that needs no padding is used as is instead of copied.
+    Also says whether the result is a private copy (padding or a dtype change made one) rather than ``x`` itself.
     """
     rows, cols = _matrix_dims(x.shape)
     matrix = x.reshape(x.shape[:-2].numel(), rows, cols)
     pad_rows, pad_cols = -rows % block_rows, -cols % block_cols
+    private = True
     if pad_rows or pad_cols:
         matrix = F.pad(matrix.to(torch.float32), (0, pad_cols, 0, pad_rows))
-    elif not (overwrite and matrix.dtype == torch.float32 and matrix.is_contiguous()):
-        matrix = matrix.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-    return matrix.unflatten(2, (-1, block_cols)).unflatten(1, (-1, block_rows))
+    elif matrix.dtype != torch.float32 or not matrix.is_contiguous():
+        matrix = matrix.to(torch.float32, memory_format=torch.contiguous_format)
+    else:
+        private = False
+    return matrix.unflatten(2, (-1, block_cols)).unflatten(1, (-1, block_rows)), private
 
 
 def _block_amax(magnitudes: torch.Tensor) -> torch.Tensor:
@@ -113,15 +116,15 @@ def quantize(
 ) -> NVFP4Tensor:
     """Quantize ``x`` to NVFP4; 1-D blocks run along ``axis`` (-1 or -2), 2-D blocks tile the last two dims.
 
-    ``overwrite=True`` lets a float32 contiguous ``x`` be reused as the elements' storage (saves a copy when
-    the caller no longer needs ``x``).
+    ``overwrite=True`` lets the elements reuse ``x``'s storage when ``x`` is float32 and contiguous, for callers
+    that no longer need ``x``.
     """
     if rounding not in ("nearest", "stochastic"):
         raise ValueError(f"fake_quantize: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
     if not x.is_floating_point():
         raise TypeError(f"fake_quantize: x must be a floating-point tensor, got {x.dtype}")
-    elements = _to_blocked(x, *_block_shape(blocks, axis), overwrite)
-    magnitudes = elements.abs()
+    blocked, private = _to_blocked(x, *_block_shape(blocks, axis))
+    magnitudes = blocked.abs()
     block_amax = _block_amax(magnitudes)
     tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
     # Clamping keeps an all-zero tensor finite: its block scales round to 0 and it decodes to exact zeros.
@@ -129,7 +132,8 @@ def quantize(
     block_scales = round_e4m3(block_amax * (tensor_scale / E2M1.max_value))
     # Blocks whose scale rounds to 0 (and, in absurdly tiny tensors, blocks whose encode scale overflows) flush to 0.
     encode = (tensor_scale / block_scales).nan_to_num_(posinf=0.0)
-    elements.mul_(encode)
+    # Scaling is the first pass that writes the elements: in place only where the storage is ours to reuse.
+    elements = blocked.mul_(encode) if private or overwrite else blocked * encode
     magnitudes.mul_(encode)
     noise = random_bits(elements.shape, elements.device, generator) if rounding == "stochastic" else None
     round_e2m1_(elements, magnitudes, noise)

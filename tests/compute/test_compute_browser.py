@@ -12,7 +12,8 @@ def _sign_in_as(page, user, base_url: str) -> None:
 
 
 def _bars(page, cycle_id: int) -> dict[str, list]:
-    page.goto(f"/compute/cycles/{cycle_id}/", wait_until="domcontentloaded")
+    # The first load fetches plotly.js (4.6 MB) from the live server; on a busy CI machine that takes a while.
+    page.goto(f"/compute/cycles/{cycle_id}/", timeout=45_000)
     page.wait_for_function("document.getElementById('chart-areas').data !== undefined")
     traces = page.evaluate("document.getElementById('chart-areas').data.map(t => [t.name, t.y])")
     return dict(traces)

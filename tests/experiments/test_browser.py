@@ -38,7 +38,7 @@ def test_launch_an_ablation_from_the_idea_page_and_watch_it_finish(celery_worker
     panel.locator("#id_seeds").fill("0, 1")
     panel.locator("#id_max_steps").fill("4")
     panel.locator("button:has-text('Run ablation')").click()
-    page.wait_for_url("**/experiments/studies/*/")
+    page.wait_for_url("**/experiments/studies/*/", timeout=60_000)  # launching plans every run with modelzoo
     assert page.locator(".alert-success").inner_text().startswith("Launched study-")
     screenshot(page, "launched")
 
@@ -81,7 +81,7 @@ def test_resolve_a_conflict_in_the_new_study_form_and_launch(browser_page, live_
     page.wait_for_selector("text=all-" + slow.key)
     screenshot(page, "resolved")
     page.click("button:has-text('Launch study')")
-    page.wait_for_url("**/experiments/studies/*/")
+    page.wait_for_url("**/experiments/studies/*/", timeout=60_000)  # launching plans every run with modelzoo
 
     study = Study.objects.get()
     assert study.resolutions == {"optim.lr": 0.001} and study.leave_one_out

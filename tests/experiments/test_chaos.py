@@ -2,9 +2,12 @@
 
 Each test starts its own worker(s) and beat with short timings; the trainer is the real tiny-ci one.
 """
+import os
+import signal
+
 import pytest
 
-from experiments import orphans, services
+from experiments import launcher, orphans, services
 from experiments.models import Attempt, Metric, Run, RunStatus
 from tests.experiments.helpers import runs_when_done, wait_until
 
@@ -66,6 +69,23 @@ def test_a_killed_worker_s_runs_resume_from_their_checkpoints_on_a_new_worker(ce
         assert steps == list(range(1, 9)), "one train_loss point per step, none missing, none repeated"
         assert list(Metric.objects.filter(run=run, name="val_loss").values_list("step", flat=True)) == [2, 4, 6, 8]
         assert trainer_starts(run) == len(attempts)
+    assert not trainers_of(study)
+
+
+def test_a_warm_worker_shutdown_preempts_its_runs_at_a_checkpoint(celery_processes, pic, make_idea, fast_baseline):
+    worker = celery_processes.worker(env=FAST)
+    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=100_000)
+    wait_until(lambda: not Run.objects.filter(study=study).exclude(status=RunStatus.RUNNING, step__gte=1).exists(),
+               timeout=240, what="both runs to train")
+
+    os.kill(worker.pid, signal.SIGTERM)  # as systemd stops it (KillMode=mixed): the main process only
+    worker.popen.wait(timeout=60)
+
+    for run in study.runs.all():
+        first, second = run.attempts.order_by("number")
+        assert first.state == RunStatus.PREEMPTED and first.exit_code == 0, first.reason
+        assert second.state == RunStatus.QUEUED
+        assert launcher.latest_checkpoint_step(run.run_dir) >= 1
     assert not trainers_of(study)
 
 
