@@ -18,8 +18,8 @@ def send_start(attempt_id: int, backend: str, *, countdown: float | None = None)
 
     try:
         execute_attempt.apply_async((attempt_id,), queue=QUEUES[backend], countdown=countdown)
-    except Exception:  # noqa: BLE001 - any broker failure; the reconciler re-sends queued attempts
-        log.warning("could not publish start of attempt %s; the reconciler will re-send it", attempt_id, exc_info=True)
+    except Exception as error:  # noqa: BLE001 - any broker failure; the reconciler re-sends queued attempts
+        log.warning("could not publish the start of attempt %s (%s); the reconciler will re-send it", attempt_id, error)
         return False
     return True
 

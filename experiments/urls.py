@@ -17,6 +17,7 @@ urlpatterns = [
     path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
+    path("runs/<int:run_id>/rerun/", views.run_rerun, name="run_rerun"),
     path("baselines/", views.baseline_list, name="baseline_list"),
     path("baselines/<slug:name>/", views.baseline_detail, name="baseline_detail"),
 ]

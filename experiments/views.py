@@ -299,6 +299,33 @@ def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("experiments:run_detail", run.pk)
 
 
+@login_required
+@require_POST
+def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Re-run: a new study of the same kind on the same pinned baseline version, ideas, resolutions and
+    budget with this run's seed only, so it contains this run's config again (unless an idea's patch
+    changed since, which the message says)."""
+    run = _run(run_id)
+    study = run.study
+    try:
+        rerun = services.study_launch(
+            user=request.user, kind=study.kind, baseline=study.baseline,
+            ideas=[member.idea.key for member in study.study_ideas.select_related("idea")], seeds=[run.seed],
+            max_steps=study.max_steps, leave_one_out=study.leave_one_out, resolutions=study.resolutions,
+            backend=study.backend, title=f"Re-run of {run.public_id} ({study.label})",
+        )
+    except (ValidationError, ConflictError, PermissionDenied) as error:
+        messages.error(request, f"Cannot re-run {run.public_id}: {'; '.join(getattr(error, 'messages', [str(error)]))}")
+        return redirect("experiments:run_detail", run.pk)
+    twin = rerun.runs.filter(config_hash=run.config_hash).first()
+    if twin is None:
+        messages.warning(request, f"Launched {rerun.label}, but the ideas' patches changed since {run.public_id}: "
+                                  "no run of it has the identical config.")
+        return redirect("experiments:study_detail", rerun.pk)
+    messages.success(request, f"Launched {rerun.label}; {twin.public_id} re-runs the identical config.")
+    return redirect("experiments:run_detail", twin.pk)
+
+
 # -------------------------------------------------------------------------------------------- baselines
 
 

@@ -88,7 +88,8 @@ def _to_blocked(x: torch.Tensor, block_rows: int, block_cols: int) -> tuple[torc
     if pad_rows or pad_cols:
         matrix = F.pad(matrix.to(torch.float32), (0, pad_cols, 0, pad_rows))
     elif matrix.dtype != torch.float32 or not matrix.is_contiguous():
-        matrix = matrix.to(torch.float32, memory_format=torch.contiguous_format)
+        # Not ``.to(memory_format=...)``: for a sliced float32 tensor that returns the tensor itself.
+        matrix = matrix.to(torch.float32).contiguous() if matrix.dtype != torch.float32 else matrix.contiguous()
     else:
         private = False
     return matrix.unflatten(2, (-1, block_cols)).unflatten(1, (-1, block_rows)), private

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import resource
 import signal
 import sys
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -33,6 +31,7 @@ from modelzoo.config import ConfigError, Recipe
 from modelzoo.data import BatchSampler, CorpusError, build_corpus, validation_batches
 from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
 from modelzoo.model import HybridLM
+from modelzoo.rng_state import capture_rng, restore_rng, seed_everything
 from modelzoo.run_files import RunFiles
 from modelzoo.schedule import build_optimizer, learning_rate
 from modelzoo.tracking import Tracker, TrackingOptions, new_run_id, resolve_mode
@@ -91,32 +90,6 @@ class IntervalStats:
 
     def reset(self) -> None:
         self.sums, self.counts = {}, {}
-
-
-def capture_rng(device: torch.device) -> dict[str, Any]:
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-    }
-
-
-def restore_rng(state: dict[str, Any], device: torch.device) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state["cuda"] is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -259,3 +259,16 @@ def test_baselines_list_and_versions(web, staff, fast_baseline, finished_integra
     assert "tiny-fast@2" in listing and "tiny-fast@1" not in listing
     assert re.search(r'train.seq_len</th><td class="mono"><span class="diff-old">32</span> → <span class="diff-new">64', detail)
     assert finished_integration.title in detail
+
+
+def test_re_run_launches_the_identical_config_again(web, finished_integration):
+    run = finished_integration.arms.get(name="all").runs.get(seed=2)
+
+    response = web.post(f"/experiments/runs/{run.pk}/rerun/", follow=True)
+
+    rerun = Study.objects.exclude(pk=finished_integration.pk).get()
+    twin = rerun.runs.get(config_hash=run.config_hash)
+    assert response.redirect_chain[-1][0] == f"/experiments/runs/{twin.pk}/"
+    assert f"{twin.public_id} re-runs the identical config" in response.content.decode()
+    assert (rerun.seeds, rerun.baseline_id, rerun.leave_one_out) == ([2], finished_integration.baseline_id, True)
+    assert twin.pk != run.pk and twin.status == RunStatus.QUEUED

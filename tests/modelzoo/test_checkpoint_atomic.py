@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from modelzoo.checkpoint import MARKER, complete_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
+from modelzoo.rng_state import capture_rng, restore_rng
 
 
 def _save(root: Path, step: int, keep: int = 2) -> Path:
@@ -49,3 +52,15 @@ def test_saving_an_existing_complete_step_keeps_it(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, 7, {"model": {"w": torch.zeros(1)}}, {"step": -1}, keep=2)
     assert (first / MARKER).stat().st_mtime_ns == marker_time
     assert load_checkpoint(first, [])[1] == {"step": 7}
+
+
+def test_rng_states_survive_a_checkpoint_round_trip(tmp_path: Path) -> None:
+    def draw() -> tuple:
+        return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+    cpu = torch.device("cpu")
+    path = save_checkpoint(tmp_path, 1, {"rng": [capture_rng(cpu)]}, {}, keep=1)
+    expected = [draw() for _ in range(3)]
+    (state,) = load_checkpoint(path, ["rng"])[0]["rng"]
+    restore_rng(state, cpu)
+    assert [draw() for _ in range(3)] == expected

@@ -119,6 +119,17 @@ def test_batched_odd_shapes_zero_and_empty_inputs():
     assert y.shape == (0, 24) and torch.equal(dw, torch.zeros_like(w)) and torch.equal(db, torch.zeros_like(b))
 
 
+@pytest.mark.parametrize("rht", [True, False])
+def test_operands_are_left_untouched(rht):
+    x, w, b, dy = operands(tokens=32)  # whole blocks: nothing is padded, so no private copies are made
+    for leaf in (x, w, b):
+        leaf.requires_grad_()
+    originals = [t.detach().clone() for t in (x, w, b, dy)]
+    linear_fn(x, w, FP4Config(enabled=True, rht=rht), b).backward(dy)
+    for tensor, original in zip((x, w, b, dy), originals):
+        assert torch.equal(tensor.detach(), original)
+
+
 def test_bfloat16_inputs_give_bfloat16_outputs_and_gradients():
     x, w, b, dy = (t.bfloat16() for t in operands())
     y, dx, dw, db = run(x, w, b, dy, RECIPE)

@@ -109,6 +109,17 @@ def test_shape_and_dtype_are_preserved(dtype):
     assert torch.equal(fake_quantize(representable), representable)
 
 
+@pytest.mark.parametrize("view", [lambda t: t, lambda t: t[:, :32], lambda t: t.t(), lambda t: t[::2]])
+@pytest.mark.parametrize("blocks", ["1d", "2d"])
+def test_input_is_left_untouched(view, blocks):
+    x = heavy_tailed(32, 64, seed=13)
+    original = x.clone()
+    fake_quantize(view(x), blocks=blocks, rounding="stochastic")
+    nearest = fake_quantize(view(x), blocks=blocks)
+    assert torch.equal(x, original)
+    assert torch.equal(nearest, fake_quantize(view(original).contiguous(), blocks=blocks))
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

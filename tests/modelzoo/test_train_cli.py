@@ -4,7 +4,6 @@ contract's exit code without touching existing checkpoints; wandb logs offline i
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 
