@@ -71,6 +71,9 @@ def trainer_launch(attempt: Attempt) -> TrainerLaunch:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if not settings.FLIGHTDECK_GPUS:
+        # CPU slots share the host's cores; without a cap every trainer would spawn a thread per core.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, settings.FLIGHTDECK_SLOTS))))
     return TrainerLaunch(
         command=trainer_command(attempt),
         env=env,

@@ -202,7 +202,7 @@ class Run(models.Model):
     @property
     def wandb_sync_command(self) -> str:
         """Uploads an offline run; every resumed attempt appended to the same wandb run id."""
-        return f"wandb sync --include-offline {self.wandb_dir}/offline-run-*-{self.public_id}"
+        return f"wandb sync {self.wandb_dir}/offline-run-*-{self.public_id}"
 
     @property
     def is_live(self) -> bool:

@@ -108,7 +108,7 @@ def _read_text(path: Path) -> bytes | None:
 
 
 def _cache_key(root: Path, relpaths: list[str], cfg: DataConfig, max_bytes: int) -> str:
-    stats = [(rel, (root / rel).stat().st_size, (root / rel).stat().st_mtime_ns) for rel in relpaths]
+    stats = [(rel, stat.st_size, stat.st_mtime_ns) for rel in relpaths for stat in [(root / rel).stat()]]
     identity = {
         "format": _FORMAT_VERSION,
         "root": str(root.resolve()),

@@ -35,8 +35,8 @@ def test_launch_an_ablation_from_the_idea_page_and_watch_it_finish(celery_worker
 
     page.goto(f"/ideas/{idea.key}")
     panel = page.locator("#experiments-panel")
-    panel.locator("#id_seeds").fill("0, 1")
-    panel.locator("#id_max_steps").fill("4")
+    panel.locator("#id_seeds").fill("0")  # one seed keeps the test short; the verdict then warns about it
+    panel.locator("#id_max_steps").fill("2")
     panel.locator("button:has-text('Run ablation')").click()
     page.wait_for_url("**/experiments/studies/*/", timeout=60_000)  # launching plans every run with modelzoo
     assert page.locator(".alert-success").inner_text().startswith("Launched study-")
@@ -46,7 +46,8 @@ def test_launch_an_ablation_from_the_idea_page_and_watch_it_finish(celery_worker
     page.wait_for_selector("#study-progress .badge.run-succeeded >> nth=0", timeout=200_000)
     page.wait_for_function("() => !document.querySelector('[hx-trigger^=\"every\"]')", timeout=200_000)
     assert page.locator("#study-progress .card-header .badge").inner_text() == "Succeeded"
-    assert "val loss over 2 seeds" in page.locator("#verdict .verdict").inner_text()
+    assert "val loss over 1 seed" in page.locator("#verdict .verdict").inner_text()
+    assert "fewer than 2 seeds" in page.locator("#verdict .warnings").inner_text()
     page.wait_for_selector("#chart-train_loss .main-svg", state="attached")
     path = screenshot(page, "finished")
     assert path.stat().st_size > 30_000

@@ -212,7 +212,7 @@ def test_the_run_page_shows_the_config_diff_attempts_and_actions(web, outsider_w
     assert re.search(r'<th class="mono">moe.latent_size</th><td class="mono"><span class="diff-old">0</span> → '
                      r'<span class="diff-new">32</span>', html)
     assert "train.seed" not in html.split("Full resolved config")[0]  # same seed as its baseline run
-    assert "wandb sync --include-offline" in html and treated.public_id in html
+    assert treated.wandb_sync_command in html and treated.public_id in html
     assert "Resume from checkpoint" not in html and "Cancel run" not in html  # succeeded: nothing to do
     Run.objects.filter(pk=treated.pk).update(status=RunStatus.FAILED)
     assert "Resume from checkpoint" in web.get(f"/experiments/runs/{treated.pk}/").content.decode()
