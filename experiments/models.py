@@ -86,7 +86,7 @@ class Study(models.Model):
         return f"study-{self.pk}"
 
     def get_absolute_url(self) -> str:
-        return reverse("study_detail", args=[self.pk])
+        return reverse("experiments:study_detail", args=[self.pk])
 
 
 class StudyIdea(models.Model):
@@ -213,7 +213,7 @@ class Run(models.Model):
         return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
 
     def get_absolute_url(self) -> str:
-        return reverse("run_detail", args=[self.pk])
+        return reverse("experiments:run_detail", args=[self.pk])
 
 
 class Attempt(models.Model):
