@@ -1,5 +1,9 @@
 """The headless browser fixture works against the live server, and pages get their JS from this machine."""
+import filecmp
+
 import pytest
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
 
 from config.vendor_static import PLOTLY_JS
 from tests.support.browser import OfflineGuard
@@ -24,3 +28,10 @@ def test_a_page_that_reaches_for_the_internet_is_caught(chromium):
     page.close()
     with pytest.raises(AssertionError, match=r"\['https://cdn.example.com/pixel.png'\]"):
         guard.check()
+
+
+def test_collectstatic_ships_both_vendored_scripts(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", "--noinput", verbosity=0)
+    assert filecmp.cmp(tmp_path / PLOTLY_JS, finders.find(PLOTLY_JS), shallow=False)
+    assert (tmp_path / "vendor" / "htmx.min.js").stat().st_size > 10_000
