@@ -204,6 +204,10 @@ FLIGHTDECK_COMPUTE_REVIEW_DAYS = env_int("FLIGHTDECK_COMPUTE_REVIEW_DAYS", 3)  #
 FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILISATION", "0.85")  # share of capacity budgeted, checked by compute.E003
 FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
 FLIGHTDECK_IDEA_PANELS.append("compute/idea_panel.html")
+# experiments ↔ compute (experiments/budget.py): the pool runs are charged to (CPU slots count as one GPU each;
+# with no pools defined, launches are not budgeted), and how often a running attempt is charged.
+FLIGHTDECK_DEFAULT_POOL = env_str("FLIGHTDECK_DEFAULT_POOL", "h100")
+FLIGHTDECK_CHARGE_SECONDS = env_int("FLIGHTDECK_CHARGE_SECONDS", 300)
 FLIGHTDECK_DEMO_SEEDERS.append("compute.demo.seed")  # last: it charges usage to ideas and areas seeded before
 CELERY_BEAT_SCHEDULE["compute-cycle-schedule"] = {
     "task": "compute.tasks.advance_cycles",

@@ -1,6 +1,7 @@
 """REST API for studies and runs (/api/v1/studies/, /api/v1/runs/): parse, call one service or selector,
 answer. Error mapping (here and nowhere else): ValidationError → 400 keyed by field, PermissionDenied →
-403, unknown id → 404, ConflictError → 409 listing the conflicts, RunStateConflict → 409.
+403, unknown id → 404, ConflictError → 409 listing the conflicts, RunStateConflict → 409, BudgetRefused →
+409 with requested, remaining, grant and can_grant_more.
 Anyone signed in may read; launching, cancelling and resuming are checked by the services."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from experiments import queries, selectors, services
+from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.downsample import lttb_indices
 from experiments.errors import RunStateConflict
@@ -46,6 +48,8 @@ class ExperimentsAPIView(generics.GenericAPIView):
         if isinstance(exc, ConflictError):
             body = {"detail": str(exc), "conflicts": [conflict.to_dict() for conflict in exc.conflicts]}
             return Response(body, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, BudgetRefused):
+            return Response({"detail": str(exc), **exc.details}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, RunStateConflict):
             return Response({"detail": str(exc), "status": exc.status}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, DjangoValidationError):

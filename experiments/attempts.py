@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments import dispatch, slots
+from experiments import budget, dispatch, slots
 from experiments.models import FINAL_STATES, Attempt, Run, RunStatus
 
 S = RunStatus
@@ -141,7 +141,8 @@ def attempt_finish(
 
 
 def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, log_tail: str, ended_at: datetime) -> None:
-    """Write the final state, release the slot, charge GPU-hours, and re-queue a preempted run."""
+    """Write the final state, release the slot, charge GPU-hours (also to the compute ledger), and re-queue a
+    preempted run."""
     attempt.state = state
     attempt.reason = reason[:300]
     attempt.exit_code = exit_code
@@ -156,6 +157,7 @@ def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, 
     )
     if state == S.PREEMPTED:
         attempt_create(run=run)
+    budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
 
 
 @transaction.atomic

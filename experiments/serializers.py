@@ -24,6 +24,8 @@ class StudyCreateSerializer(StrictSerializer):
     resolutions = serializers.DictField(default=dict, help_text="conflicting dotted key -> the value to use")
     backend = serializers.CharField(required=False, allow_null=True, default=None)
     title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    override = serializers.BooleanField(default=False, help_text="reviewers only: launch even over the grant's budget")
+    override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ConflictSerializer(serializers.Serializer):

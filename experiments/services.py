@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from experiments import attempts
+from experiments import attempts, budget
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
@@ -73,11 +73,14 @@ def study_launch(
     resolutions: Mapping[str, Any] | None = None,
     backend: str | None = None,
     title: str = "",
+    override: bool = False,
+    override_reason: str = "",
 ) -> Study:
     """Create the study, its arms, runs (one per distinct config) and first attempts, then queue them.
 
     ``baseline`` is ``"name"`` (latest version) or ``"name@N"``; ``ideas`` are keys in composition order.
-    Raises ValidationError (bad field), ConflictError (unresolved conflicts), PermissionDenied.
+    Raises ValidationError (bad field), ConflictError (unresolved conflicts), PermissionDenied,
+    ``budget.BudgetRefused`` (the estimate exceeds the grant; ``override`` by a reviewer launches anyway).
     """
     plan = plan_study(
         kind=kind,
@@ -104,6 +107,7 @@ def study_launch(
         backend=plan.backend,
         created_by=user,
     )
+    budget.study_authorize(study=study, plan=plan, user=user, override=override, override_reason=override_reason)
     StudyIdea.objects.bulk_create(
         StudyIdea(study=study, idea=idea, position=index, patch=idea.recipe_patch)
         for index, idea in enumerate(plan.ideas)
@@ -153,6 +157,7 @@ def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
             state=RunStatus.CANCELLED, cancel_requested_at=now, finished_at=now, reason=f"cancelled by {user}"
         )
         Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=now)
+        budget.study_release_if_done(run.study_id)
     else:
         Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {user}")
     run.refresh_from_db()

@@ -1,7 +1,8 @@
 """Executing one attempt on this worker: claim it, start the trainer, watch it until it exits.
 
 Every ``FLIGHTDECK_MONITOR_SECONDS`` the watch loop upserts new metrics, extends the attempt's lease and
-checks for a cancel request (SIGTERM to the trainer, SIGKILL after ``FLIGHTDECK_CANCEL_GRACE_SECONDS``).
+checks for a cancel request (SIGTERM to the trainer, SIGKILL after ``FLIGHTDECK_CANCEL_GRACE_SECONDS``);
+every ``FLIGHTDECK_CHARGE_SECONDS`` it also charges the attempt's GPU-hours so far (``experiments.budget``).
 If the lease was taken away (the reconciler decided this worker was lost) the trainer is killed at once,
 because a new attempt is about to resume the same run directory.
 """
@@ -14,7 +15,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError
 
-from experiments import attempts, dispatch, launcher, monitor
+from experiments import attempts, budget, dispatch, launcher, monitor
 from experiments.attempts import ClaimOutcome
 from experiments.backends import TrainerBackend, TrainerHandle, backend_for
 from experiments.models import Attempt, RunStatus
@@ -91,6 +92,8 @@ class Supervision:
             try:
                 monitor.ingest(self.run_row, tail.read_new())
                 beat = attempts.attempt_heartbeat(self.attempt.pk, host=self.host)
+                if beat.alive:
+                    budget.attempt_charge_if_due(self.attempt.pk)
             except DatabaseError:
                 log.warning("attempt %s: database unavailable, retrying", self.attempt.pk, exc_info=True)
                 beat = attempts.Heartbeat(alive=True, cancel_requested=False)

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import charts, configdiff, queries, runfiles, selectors, services
+from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.forms import AblationForm, IntegrationForm
@@ -153,7 +154,7 @@ def _launch(request: HttpRequest, form, arguments: dict) -> Study | None:
         apply_service_error(form, error)
     except ConflictError as error:
         form.add_error(None, f"Resolve these conflicts first: {'; '.join(str(c) for c in error.conflicts)}")
-    except PermissionDenied as error:
+    except (PermissionDenied, BudgetRefused) as error:
         form.add_error(None, str(error))
     return None
 
@@ -314,7 +315,7 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
             max_steps=study.max_steps, leave_one_out=study.leave_one_out, resolutions=study.resolutions,
             backend=study.backend, title=f"Re-run of {run.public_id} ({study.label})",
         )
-    except (ValidationError, ConflictError, PermissionDenied) as error:
+    except (ValidationError, ConflictError, PermissionDenied, BudgetRefused) as error:
         messages.error(request, f"Cannot re-run {run.public_id}: {'; '.join(getattr(error, 'messages', [str(error)]))}")
         return redirect("experiments:run_detail", run.pk)
     twin = rerun.runs.filter(config_hash=run.config_hash).first()
