@@ -20,6 +20,7 @@ from compute.cycles import Phase
 from compute.errors import ComputeConflict
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
+from experiments import evidence
 from ideas.forms import apply_service_error, parse_lines
 
 
@@ -113,6 +114,7 @@ def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
             "cycle": cycle,
             "open_requests": [r for r in queue if r.status == Request.Status.OPEN],
             "decided": [r for r in queue if r.status != Request.Status.OPEN],
+            "verdicts": evidence.link_verdicts(link for r in queue for link in r.evidence_links),
             "cycles": selectors.cycle_list(),
         },
     )
@@ -137,7 +139,8 @@ def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
         except ComputeConflict as conflict:
             error, status = str(conflict), 409
     compute_request = selectors.request_queue_item(compute_request.pk)
-    return render(request, "compute/_review_row.html", {"r": compute_request, "error": error}, status=status)
+    verdicts = evidence.link_verdicts(compute_request.evidence_links)
+    return render(request, "compute/_review_row.html", {"r": compute_request, "error": error, "verdicts": verdicts}, status=status)
 
 
 # --- requests -----------------------------------------------------------------------------------------
@@ -174,7 +177,8 @@ def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
     budget = selectors.area_budget(area, cycle)
     can_split = permissions.can_split_area(request.user, area)
     open_cycle = selectors.cycle_open_for_requests()
-    prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot"}
+    prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot",
+               **evidence.request_prefill(area)}
     return render(
         request,
         "compute/area_budget.html",

@@ -45,6 +45,9 @@ class StudyFieldsForm(forms.Form):
     baseline = forms.ChoiceField()
     seeds = SeedsField(initial="0, 1", help_text="Every arm trains with each of these seeds.")
     max_steps = forms.IntegerField(label="Step budget", initial=200, help_text="Training steps per run.")
+    override = forms.BooleanField(required=False, label="Launch over the grant's budget",
+                                  help_text="Reviewers only; compute logs the override with its reason.")
+    override_reason = forms.CharField(required=False, max_length=500, label="Reason for the override")
 
     def __init__(self, *args: Any, baselines: Sequence[Baseline], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -85,4 +88,5 @@ class IntegrationForm(StudyFieldsForm):
         data = self.cleaned_data
         return {"kind": "integration", "baseline": data["baseline"], "ideas": data["ideas"], "seeds": data["seeds"],
                 "max_steps": data["max_steps"], "leave_one_out": data["leave_one_out"],
-                "resolutions": self.resolutions(), "title": data["title"]}
+                "resolutions": self.resolutions(), "title": data["title"], "override": data["override"],
+                "override_reason": data["override_reason"]}

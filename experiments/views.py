@@ -205,7 +205,8 @@ def _preview_context(form: IntegrationForm) -> dict:
     if not form.is_bound or not form.is_valid():
         return {"plan": None, "plan_errors": []}
     arguments = form.launch_arguments()
-    arguments.pop("title")
+    for launch_only in ("title", "override", "override_reason"):
+        arguments.pop(launch_only)
     try:
         plan = plan_study(**arguments)
     except ValidationError as error:

@@ -52,5 +52,11 @@ def percent_of(part, whole) -> int:
 
 
 @register.filter
+def lookup(mapping, key):
+    """``mapping[key]``, or None where the mapping lacks it (or is missing from the context)."""
+    return mapping.get(key) if mapping else None
+
+
+@register.filter
 def is_compute_reviewer(user) -> bool:
     return permissions.is_reviewer(user)

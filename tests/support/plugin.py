@@ -9,6 +9,7 @@ import time:
 """
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     early_config.stash[SERVICES] = services
     # A cleanup (unlike pytest_unconfigure) also runs when start-up fails half-way, e.g. on a conftest error.
     early_config.add_cleanup(lambda: _stop(services))
+    # `timeout … pytest` and cancelled CI jobs send SIGTERM; as Ctrl-C, pytest still tears down fixtures and
+    # runs cleanups, so no Redis, PostgreSQL or Celery worker outlives the session.
+    signal.signal(signal.SIGTERM, _interrupt)
     # Keep runs, the SQLite default and collected static files out of the developer's var/. WhiteNoise
     # warns about a missing STATIC_ROOT, so it exists (empty: tests serve static files from the finders).
     var_dir = services.temp_dir / "var"
@@ -59,6 +63,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     _provide_redis(services)
     provide_database(services)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _provide_redis(services: Services) -> None:

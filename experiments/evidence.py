@@ -1,0 +1,79 @@
+"""What the compute pages show of experiments: the verdicts of studies and runs linked as a request's
+evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more")."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.db.models import Sum
+from django.urls import Resolver404, resolve
+
+from experiments import queries
+from experiments.models import Run, Study, StudyIdea
+from experiments.results import results_for
+from ideas.models import Area
+
+RECENT_STUDIES = 5
+NO_VERDICT = "no verdict yet: no run has finished"
+
+
+def _linked_ids(link: str) -> tuple[str, int] | None:
+    """("study" | "run", id) for a link to a study or run page of this site, else None."""
+    if "://" in link or link.startswith("//"):
+        return None  # another site's page (wandb, a paper): nothing of ours to show
+    try:
+        match = resolve(urlsplit(link).path)
+    except Resolver404:
+        return None
+    kinds = {"experiments:study_detail": ("study", "study_id"), "experiments:run_detail": ("run", "run_id")}
+    if match.view_name not in kinds:
+        return None
+    kind, argument = kinds[match.view_name]
+    return kind, int(match.kwargs[argument])
+
+
+def link_verdicts(links: Iterable[str]) -> dict[str, list[str]]:
+    """Verdict lines per link to a study or run (a run's study's verdict); other links are left out.
+    A fixed number of queries, however many links."""
+    targets = {link: ids for link in set(links) if (ids := _linked_ids(link))}
+    run_studies = dict(
+        Run.objects.filter(pk__in=[pk for kind, pk in targets.values() if kind == "run"]).values_list("pk", "study_id")
+    )
+    study_of = {link: pk if kind == "study" else run_studies.get(pk) for link, (kind, pk) in targets.items()}
+    wanted = {pk for pk in study_of.values() if pk is not None}
+    if not wanted:
+        return {}
+    studies = {study.pk: study for study in queries.studies_with_arms().filter(pk__in=wanted)}
+    results = results_for(studies.values())
+    return {
+        link: [f"{studies[pk].label}: {line}" for line in results[pk].verdict or [NO_VERDICT]]
+        for link, pk in study_of.items()
+        if pk in studies
+    }
+
+
+@dataclass(frozen=True)
+class StudyUsage:
+    study: Study
+    gpu_hours: float
+
+
+def area_recent_studies(area: Area, *, limit: int = RECENT_STUDIES) -> list[StudyUsage]:
+    """The area's latest studies (any of their ideas in the area) with the GPU-hours their runs used."""
+    in_area = StudyIdea.objects.filter(idea__area=area).values("study_id")
+    studies = Study.objects.filter(pk__in=in_area).annotate(used=Sum("runs__gpu_hours")).order_by("-created_at")
+    return [StudyUsage(study, study.used or 0.0) for study in studies[:limit]]
+
+
+def request_prefill(area: Area) -> dict[str, str]:
+    """Justification and evidence links for a "request more" form, from the area's recent studies."""
+    recent = area_recent_studies(area)
+    if not recent:
+        return {}
+    lines = [f"- {usage.study.label} {usage.study.title}: {usage.gpu_hours:.2f} GPU-h" for usage in recent]
+    total = sum(usage.gpu_hours for usage in recent)
+    return {
+        "justification": f"Our last {len(recent)} studies used {total:.2f} GPU-h:\n" + "\n".join(lines),
+        "evidence_links": "\n".join(usage.study.get_absolute_url() for usage in recent),
+    }
