@@ -30,13 +30,20 @@ $(INSTALLED): requirements.txt | $(BIN)/python
 run: $(INSTALLED)
 	@$(ENSURE_PACKAGES) $(RUN_PACKAGES)
 	@mkdir -p var/redis var/staticfiles
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	@# Reuse a Redis that already listens on the default port (e.g. the Debian service) instead of a second one.
-	@if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
-		echo "Using the Redis already running on 127.0.0.1:6379"; processes="web worker beat"; \
-	else processes=""; fi; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho --procfile platform/Procfile --app-root . start $$processes
+	@# Redis comes up before seeding so the demo's live study is queued onto a real broker. A Redis that
+	@# already listens on the default port (e.g. the Debian service) is reused; one we start is shut down on exit.
+	@set -e; \
+	if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+		echo "Using the Redis already running on 127.0.0.1:6379"; \
+	else \
+		redis-server platform/redis.conf --daemonize yes --pidfile "$(CURDIR)/var/redis/redis.pid"; \
+		trap 'redis-cli -h 127.0.0.1 -p 6379 shutdown >/dev/null 2>&1 || true' EXIT; \
+		for i in $$(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	fi; \
+	$(BIN)/python manage.py migrate --noinput; \
+	$(BIN)/python manage.py seed_demo; \
+	$(BIN)/python manage.py start_demo_study; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile platform/Procfile --app-root . start web worker beat
 
 # Hermetic: ignore DATABASE_URL/REDIS_URL from the shell; the suite starts its own PostgreSQL and Redis.
 test: $(INSTALLED)
