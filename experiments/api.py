@@ -82,7 +82,9 @@ class StudyCreateView(ExperimentsAPIView):
 
     @extend_schema(request=StudyCreateSerializer, responses={
         201: StudyDetailSerializer, **_ERRORS,
-        409: OpenApiResponse(ConflictResponseSerializer, description="Ideas set one key to different values."),
+        409: OpenApiResponse(ConflictResponseSerializer, description=(
+            "Ideas set one key to different values (body: `conflicts`), or the study's estimate exceeds the "
+            "remaining grant (body: `requested`, `remaining`, `grant`, `can_grant_more`).")),
     })
     def post(self, request: Request) -> Response:
         study = services.study_launch(user=request.user, **self.parse(StudyCreateSerializer, request.data))
