@@ -101,10 +101,11 @@ class IdeaFilterForm(forms.Form):
     pic = forms.ChoiceField(required=False, label="PIC")
     tag = forms.ChoiceField(required=False)
 
-    def __init__(self, *args: Any, areas: list[Area], tags: list[str], **kwargs: Any):
+    def __init__(self, *args: Any, areas: list[tuple[str, str, str]], tags: list[str], **kwargs: Any):
+        """``areas``: (slug, name, PIC username) triples, as selectors.area_filter_choices returns them."""
         super().__init__(*args, **kwargs)
-        self.fields["area"].choices = [("", "Any area"), *((area.slug, area.name) for area in areas)]
-        pics = sorted({area.pic.username for area in areas})
+        self.fields["area"].choices = [("", "Any area"), *((slug, name) for slug, name, _ in areas)]
+        pics = sorted({pic for _, _, pic in areas})
         self.fields["pic"].choices = [("", "Any PIC"), *((name, name) for name in pics)]
         self.fields["tag"].choices = [("", "Any tag"), *((name, name) for name in tags)]
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
@@ -54,8 +55,9 @@ def area_by_slug(slug: str) -> Area | None:
     return Area.objects.filter(slug=slug).first() if slug else None
 
 
-def areas_with_pic() -> list[Area]:
-    return list(Area.objects.select_related("pic").order_by("name"))
+def area_filter_choices() -> list[tuple[str, str, str]]:
+    """(slug, name, PIC username) of every area, by name: plain tuples, since the filter form needs no models."""
+    return list(Area.objects.order_by("name").values_list("slug", "name", "pic__username"))
 
 
 def areas_piloted_by(user: AbstractBaseUser) -> list[Area]:
@@ -95,11 +97,16 @@ def idea_search(queryset: QuerySet[Idea], text: str) -> QuerySet[Idea]:
     return queryset.filter(Q(key__icontains=text) | Q(title__icontains=text) | Q(summary__icontains=text) | tag_match)
 
 
-def idea_list(*, filters: IdeaFilters = IdeaFilters()) -> QuerySet[Idea]:
-    """Ideas, newest first, filtered; joins area, PIC, submitter and prefetches tags."""
-    ideas = Idea.objects.select_related("area", "area__pic", "submitter").prefetch_related(
+def _with_table_relations(ideas: QuerySet[Idea]) -> QuerySet[Idea]:
+    """What a row of the idea table shows: area, PIC and submitter joined, tags prefetched by name."""
+    return ideas.select_related("area", "area__pic", "submitter").prefetch_related(
         Prefetch("tags", queryset=Tag.objects.order_by("name"))
     )
+
+
+def idea_list(*, filters: IdeaFilters = IdeaFilters()) -> QuerySet[Idea]:
+    """Ideas, newest first, filtered; joins area, PIC, submitter and prefetches tags."""
+    ideas = _with_table_relations(Idea.objects.all())
     if filters.area:
         ideas = ideas.filter(area__slug=filters.area)
     if filters.status:
@@ -109,6 +116,15 @@ def idea_list(*, filters: IdeaFilters = IdeaFilters()) -> QuerySet[Idea]:
     if filters.tag:
         ideas = ideas.filter(tags__name=filters.tag)
     return idea_search(ideas, filters.q).order_by("-number")
+
+
+def idea_list_page(*, filters: IdeaFilters, number: str | int | None, per_page: int) -> Page:
+    """One page of ``idea_list``. Its rows are fetched by id from a subquery that joins only what the filters
+    need: with the joins in the OFFSET query itself, SQLite joined every skipped row (6 ms at page 300 of 400)."""
+    page = Paginator(idea_list(filters=filters), per_page).get_page(number)
+    page_ids = page.object_list.values("pk")
+    page.object_list = list(_with_table_relations(Idea.objects.filter(pk__in=page_ids)).order_by("-number"))
+    return page
 
 
 def ideas_submitted_by(user: AbstractBaseUser, limit: int = 10) -> list[Idea]:

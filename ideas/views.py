@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -48,10 +47,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def idea_list(request: HttpRequest) -> HttpResponse:
-    areas = selectors.areas_with_pic()
-    form = IdeaFilterForm(request.GET or None, areas=areas, tags=selectors.tag_names())
+    form = IdeaFilterForm(request.GET or None, areas=selectors.area_filter_choices(), tags=selectors.tag_names())
     filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
-    page = Paginator(selectors.idea_list(filters=filters), IDEAS_PER_PAGE).get_page(request.GET.get("page"))
+    page = selectors.idea_list_page(filters=filters, number=request.GET.get("page"), per_page=IDEAS_PER_PAGE)
     template = "ideas/_idea_results.html" if _is_htmx(request) else "ideas/idea_list.html"
     return render(request, template, {"form": form, "page": page})
 
