@@ -1,11 +1,10 @@
 """Turning a run directory's files into rows: metrics.jsonl → Metric upserts and run progress,
-status.json → the trainer's own verdict, the attempt log → the tail shown on failure."""
+status.json → the trainer's own verdict (the log tail lives in `runfiles`)."""
 from __future__ import annotations
 
 import json
 import logging
 import math
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from experiments.models import Metric, Run
 log = logging.getLogger(__name__)
 
 NOT_METRICS = {"step", "time"}  # keys of a metrics line that are coordinates, not values
-LOG_TAIL_LINES = 50
 UPSERT_BATCH = 2000
 
 
@@ -102,11 +100,3 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     return status if isinstance(status, dict) else {}
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with path.open(errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
-    except FileNotFoundError:
-        return ""

@@ -1,4 +1,4 @@
-"""What the run page shows from a run's directory: the tail of an attempt's log and the checkpoints."""
+"""Reading a run directory's files for people: the tail of an attempt's log (run page, failed attempts) and checkpoints."""
 from __future__ import annotations
 
 import re

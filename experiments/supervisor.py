@@ -15,7 +15,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError
 
-from experiments import attempts, budget, dispatch, launcher, monitor
+from experiments import attempts, budget, dispatch, launcher, monitor, runfiles
 from experiments.attempts import ClaimOutcome
 from experiments.backends import TrainerBackend, TrainerHandle, backend_for
 from experiments.models import Attempt, RunStatus
@@ -136,7 +136,7 @@ class Supervision:
         return RunStatus.FAILED, reason or f"the trainer exited with code {exit_code} (status {said or 'missing'})"
 
     def _finish(self, state: str, reason: str, exit_code: int | None, launch: launcher.TrainerLaunch) -> None:
-        tail = monitor.log_tail(launch.log_path) if state == RunStatus.FAILED else ""
+        tail = runfiles.log_tail(launch.log_path) if state == RunStatus.FAILED else ""
         attempts.attempt_finish(
             self.attempt.pk, host=self.host, state=state, reason=reason, exit_code=exit_code, log_tail=tail
         )

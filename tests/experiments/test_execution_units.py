@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments import attempts, monitor, reconciler, services
+from experiments import attempts, monitor, reconciler, runfiles, services
 from experiments.attempts import ClaimOutcome
 from experiments.backends.local import LocalBackend
 from experiments.launcher import trainer_launch
@@ -79,7 +79,7 @@ def test_non_finite_and_non_numeric_values_are_not_stored(run):
 def test_the_log_tail_keeps_the_last_fifty_lines(tmp_path):
     path = tmp_path / "attempt-1.log"
     path.write_text("".join(f"line {i}\n" for i in range(120)))
-    tail = monitor.log_tail(path).splitlines()
+    tail = runfiles.log_tail(path).splitlines()
     assert len(tail) == 50 and tail[0] == "line 70" and tail[-1] == "line 119"
 
 
