@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "ideas",
     "experiments",
     "compute",
+    "operations",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_patterns)),
+    path("", include("operations.urls")),
     path("compute/", include("compute.urls")),
     path("experiments/", include("experiments.urls")),
     path("", include("ideas.urls")),
