@@ -56,10 +56,11 @@ def studies_with_arms(*, kind: str = "", idea_id: int | None = None) -> QuerySet
     the study list and the idea panel need for status and verdict columns); optionally one kind or idea."""
     studies = Study.objects.select_related("baseline", "created_by").prefetch_related(
         Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
+        # Status (study runs) before results (arm runs), as in selectors.study_detail.
+        Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "status", "study_id")),
         Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
             Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "seed", "status", "study_id"))
         )),
-        Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "status", "study_id")),
     )
     if kind:
         studies = studies.filter(kind=kind)

@@ -47,10 +47,12 @@ def study_detail(study_id: int) -> Study:
         Study.objects.select_related("baseline", "created_by")
         .prefetch_related(
             Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
+            # The study's runs (its status) are read before the arms' runs (its results): run states only move
+            # forward, so a study read as finished never has arms that still look unfinished.
+            Prefetch("runs", queryset=_runs_with_attempts()),
             Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
                 Prefetch("runs", queryset=_runs_with_attempts())
             )),
-            Prefetch("runs", queryset=_runs_with_attempts()),
         )
         .get(pk=study_id)
     )
