@@ -10,14 +10,16 @@ INSTALLED := $(VENV)/.requirements-installed
 ENSURE_PACKAGES := platform/ensure-debian-packages
 RUN_PACKAGES := redis-server
 TEST_PACKAGES := redis-server postgresql chromium chromium-driver
+PROD_CHECK_PACKAGES := redis-server postgresql
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test
+.PHONY: help run test prod-check
 
 help:
 	@echo "make run   start web, worker, beat (and Redis if none runs) with demo data at http://127.0.0.1:8000"
 	@echo "make test  run the whole test suite on a throw-away PostgreSQL + Redis (PYTEST_ARGS=... to narrow)"
+	@echo "make prod-check  production mode (check --deploy, migrations, gunicorn, worker, beat) smoke-tested on a throw-away stack"
 
 $(BIN)/python:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || $(ENSURE_PACKAGES) python3-venv
@@ -49,3 +51,8 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	@$(ENSURE_PACKAGES) $(TEST_PACKAGES)
 	env -u DATABASE_URL -u REDIS_URL FLIGHTDECK_REQUIRE_POSTGRES=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# Hermetic like `test`: its own PostgreSQL and Redis; see platform/prod-check.
+prod-check: $(INSTALLED)
+	@$(ENSURE_PACKAGES) $(PROD_CHECK_PACKAGES)
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python platform/prod-check

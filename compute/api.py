@@ -6,6 +6,7 @@ ComputeConflict (cycle not open, parent overdrawn, already decided, cycle closed
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -14,18 +15,19 @@ from rest_framework.response import Response
 
 from compute import selectors, services
 from compute.errors import ComputeConflict
-from compute.models import Cycle, Pool, Request
+from compute.visibility import visible_compute_areas, visible_requests
+from compute.models import Cycle, Pool
 from compute.serializers import (
-    AllocationSerializer,
+    AllocationTreeSerializer,
     CycleSerializer,
     RequestInputSerializer,
     RequestSerializer,
     ReviewInputSerializer,
     ReviewOutputSerializer,
     UsageQuerySerializer,
-    UsageRowSerializer,
+    UsageSerializer,
 )
-from ideas.models import Area, Idea
+from ideas.models import Idea
 from ideas.selectors import parse_idea_key
 
 _ERRORS = {
@@ -33,11 +35,14 @@ _ERRORS = {
     403: OpenApiResponse(description="Not allowed for this user (not a reviewer, or reviewing one's own request)."),
     409: OpenApiResponse(description="Not possible in the current state; `detail` says why and what is left."),
 }
+_NOT_FOUND = OpenApiResponse(description="Unknown id.")
 
 
-def _lookup(model, field_name: str, **filters) -> Any:
-    """The row or a 400 naming the input field (a bad reference in a body is bad input, not a missing page)."""
-    row = model.objects.filter(**filters).first()
+def _lookup(rows: type[Model] | QuerySet, field_name: str, **filters) -> Any:
+    """The row (of a model or of the queryset of rows the user may see) or a 400 naming the input field (a bad
+    reference in a body is bad input, not a missing page)."""
+    rows = rows.objects.all() if isinstance(rows, type) else rows
+    row = rows.filter(**filters).first()
     if row is None:
         value = next(iter(filters.values()))
         raise serializers.ValidationError({field_name: f"no {field_name} {value!r}"})
@@ -71,12 +76,13 @@ class CycleListView(ComputeAPIView, generics.ListAPIView):
 class CycleAllocationsView(ComputeAPIView):
     """The cycle's allocation tree: org budgets, area grants and idea grants, with usage and remaining hours."""
 
-    serializer_class = AllocationSerializer
+    serializer_class = AllocationTreeSerializer
 
+    @extend_schema(responses={200: AllocationTreeSerializer, 404: _NOT_FOUND})
     def get(self, request: HttpRequest, pk: int) -> Response:
         cycle = selectors.cycle_get(pk)
-        rows = AllocationSerializer(selectors.allocations_for_cycle(cycle), many=True).data
-        return Response({"cycle": cycle.pk, "phase": cycle.phase, "results": rows})
+        rows = selectors.allocations_for_cycle(cycle, user=request.user)
+        return Response(AllocationTreeSerializer({"cycle": cycle.pk, "phase": cycle.phase, "results": rows}).data)
 
 
 class RequestCreateView(ComputeAPIView):
@@ -86,11 +92,12 @@ class RequestCreateView(ComputeAPIView):
     def post(self, request: HttpRequest) -> Response:
         """Open a request, or edit the open one for the same cycle, pool and target (200, history kept)."""
         data = self.parse(RequestInputSerializer, request.data)
-        area = _lookup(Area, "area", slug=data["area"])
+        areas = visible_compute_areas(request.user)  # a restricted area reads as unknown, as on its pages
+        area = _lookup(areas, "area", slug=data["area"])
         idea = None
         if data["idea"]:
             number = parse_idea_key(data["idea"])
-            idea = _lookup(Idea, "idea", number=number if number is not None else -1)
+            idea = _lookup(Idea.objects.filter(area__in=areas), "idea", number=number if number is not None else -1)
         compute_request, created = services.request_submit(
             requester=request.user,
             cycle=_lookup(Cycle, "cycle", pk=data["cycle"]),
@@ -108,11 +115,11 @@ class RequestCreateView(ComputeAPIView):
 class RequestReviewView(ComputeAPIView):
     serializer_class = ReviewInputSerializer
 
-    @extend_schema(request=ReviewInputSerializer, responses={200: ReviewOutputSerializer, **_ERRORS})
+    @extend_schema(request=ReviewInputSerializer, responses={200: ReviewOutputSerializer, **_ERRORS, 404: _NOT_FOUND})
     def post(self, request: HttpRequest, pk: int) -> Response:
         """Approve, trim (with `gpu_hours`) or refuse (with a `comment`) an open request."""
+        compute_request = generics.get_object_or_404(visible_requests(request.user), pk=pk)  # 404 before any 400
         data = self.parse(ReviewInputSerializer, request.data)
-        compute_request = generics.get_object_or_404(Request, pk=pk)
         review = services.request_review(
             request=compute_request, reviewer=request.user, decision=data["decision"],
             gpu_hours=data["gpu_hours"], comment=data["comment"],
@@ -121,20 +128,20 @@ class RequestReviewView(ComputeAPIView):
 
 
 class UsageView(ComputeAPIView):
-    serializer_class = UsageRowSerializer
+    serializer_class = UsageSerializer
 
-    @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageRowSerializer(many=True), **_ERRORS})
+    @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageSerializer, **_ERRORS})
     def get(self, request: HttpRequest) -> Response:
         """GPU-hours used in a cycle (default: the current one) per area, idea and pool; `area` narrows to one area."""
         query = self.parse(UsageQuerySerializer, request.query_params)
         cycle = _lookup(Cycle, "cycle", pk=query["cycle"]) if "cycle" in query else selectors.cycle_current()
         if cycle is None:
             raise serializers.ValidationError({"cycle": "there are no cycles yet"})
-        area = _lookup(Area, "area", slug=query["area"]) if "area" in query else None
-        rows = selectors.usage_rollup(cycle=cycle, area=area)
-        return Response({
+        area = _lookup(visible_compute_areas(request.user), "area", slug=query["area"]) if "area" in query else None
+        rows = selectors.usage_rollup(cycle=cycle, area=area, user=request.user)
+        return Response(UsageSerializer({
             "cycle": cycle.pk,
             "area": area.slug if area else None,
             "total_gpu_hours": float(sum(row["gpu_hours"] for row in rows)),
-            "results": UsageRowSerializer(rows, many=True).data,
-        })
+            "results": rows,
+        }).data)

@@ -6,7 +6,9 @@ these forms with ``ideas.forms.apply_service_error``.
 from django import forms
 
 from compute.models import Pool, Review, Stage
+from compute.visibility import visible_compute_areas
 from ideas.models import Area, Idea
+from ideas.visibility import User
 
 HOURS = {"max_digits": 12, "decimal_places": 2}
 
@@ -25,6 +27,13 @@ class RequestForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
         help_text="One per line: runs, studies or prior grants (http(s) URLs or paths on this site).",
     )
+
+    def __init__(self, *args, user: User, **kwargs):
+        """Only areas and ideas ``user`` may see are offered (and accepted): restricted ones stay unnamed."""
+        super().__init__(*args, **kwargs)
+        areas = visible_compute_areas(user)
+        self.fields["area"].queryset = areas.order_by("name")
+        self.fields["idea"].queryset = Idea.objects.filter(area__in=areas).order_by("-number")
 
 
 class ReviewForm(forms.Form):

@@ -1,5 +1,9 @@
 """Reads from the compute domain. Page selectors aggregate in SQL with a fixed number of queries, however
-many areas, ideas or usage entries there are (the overview is pinned by a test and a benchmark)."""
+many areas, ideas or usage entries there are (the overview is pinned by a test and a benchmark).
+
+Selectors that list areas, ideas, requests or grants take the ``user`` they show them to and leave out what
+``compute.visibility`` hides (restricted areas); ``user=None`` means no such filter (services, jobs, tests).
+Org-level figures (pool budgets, utilisation, the org burn-down) are totals over all areas, naming none."""
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,8 +17,10 @@ from django.utils import timezone
 
 from compute.cycles import Calendar, Phase
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
+from compute.visibility import compute_q, visible_compute_areas
 from ideas.lifecycle import Status
 from ideas.models import Area, Idea
+from ideas.visibility import User
 
 TWO = Decimal("0.01")
 
@@ -133,7 +139,15 @@ class CycleOverview:
     used: Decimal
 
 
-def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOverview:
+def _areas(user: User | None) -> QuerySet[Area]:
+    return Area.objects.all() if user is None else visible_compute_areas(user)
+
+
+def _rows(user: User | None) -> Q:
+    return Q() if user is None else compute_q(user)
+
+
+def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | None = None) -> CycleOverview:
     """Requested vs granted vs used per area, utilisation per pool and the org budget's daily burn-down."""
     now = now or timezone.now()
     calendar = Calendar.from_settings()
@@ -149,7 +163,7 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None) -> CycleOvervie
     )
     area_ids = set(requested) | set(granted) | set(used_by_area)
     areas = Table("areas", "Areas", ["Area", "Requested GPU-h", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    for area in Area.objects.filter(pk__in=area_ids).order_by("name"):
+    for area in _areas(user).filter(pk__in=area_ids).order_by("name"):
         grant, used = granted.get(area.pk, ZERO), used_by_area.get(area.pk, ZERO)
         areas.rows.append([area, _round(requested.get(area.pk, ZERO)), _round(grant), _round(used), _round(grant - used)])
 
@@ -205,9 +219,9 @@ def burn_down_table(overview: CycleOverview) -> Table:
     return table
 
 
-def requests_table(cycle: Cycle, *, status: str | None = None) -> Table:
+def requests_table(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> Table:
     table = Table("requests", "Requests", ["#", "Target", "Area", "Pool", "Stage", "Requested GPU-h", "Granted GPU-h", "Status", "Requester", "Submitted"])
-    for request in request_queue(cycle, status=status):
+    for request in request_queue(cycle, status=status, user=user):
         table.rows.append([
             request.pk, request.target_label, request.area.name, request.pool.name, request.stage,
             request.gpu_hours, request.granted_hours, request.status, request.requester.get_username(),
@@ -227,16 +241,17 @@ def request_queue_item(request_id: int) -> Request:
     return _queue_rows().get(pk=request_id)
 
 
-def request_queue(cycle: Cycle, *, status: str | None = None) -> list[Request]:
+def request_queue(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> list[Request]:
     """Requests of a cycle, largest first and, at equal amounts, later stages (integration) first."""
-    requests = _queue_rows().filter(cycle=cycle)
+    requests = _queue_rows().filter(_rows(user), cycle=cycle)
     if status:
         requests = requests.filter(status=status)
     return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))
 
 
-def allocations_for_cycle(cycle: Cycle) -> list[dict]:
-    """Every grant of the cycle with what was used under it and what is left (the API's allocation list)."""
+def allocations_for_cycle(cycle: Cycle, *, user: User | None = None) -> list[dict]:
+    """Every grant of the cycle (that ``user`` may see) with what was used under it, its descendants included,
+    and what is left (the API's allocation list)."""
     used = dict(
         UsageEntry.objects.filter(cycle=cycle).values("allocation_id").annotate(total=Sum("gpu_hours")).values_list("allocation_id", "total")
     )
@@ -246,6 +261,9 @@ def allocations_for_cycle(cycle: Cycle) -> list[dict]:
         if allocation.parent_id:
             children[allocation.parent_id] += allocation.gpu_hours
     rollup = _usage_rollup(allocations, used)
+    if user is not None:  # hidden grants still count in their parents' totals, as usage does
+        shown = set(Allocation.objects.filter(compute_q(user), cycle=cycle).values_list("pk", flat=True))
+        allocations = [allocation for allocation in allocations if allocation.pk in shown]
     return [
         {
             "allocation": allocation,
@@ -269,9 +287,9 @@ def _usage_rollup(allocations: list[Allocation], used: dict[int, Decimal]) -> di
     return rollup
 
 
-def allocations_table(cycle: Cycle) -> Table:
+def allocations_table(cycle: Cycle, *, user: User | None = None) -> Table:
     table = Table("allocations", "Allocation tree", ["Level", "Target", "Pool", "Granted GPU-h", "Handed to children GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    for row in allocations_for_cycle(cycle):
+    for row in allocations_for_cycle(cycle, user=user):
         allocation = row["allocation"]
         target = {"org": "org", "area": getattr(allocation.area, "name", ""), "idea": getattr(allocation.idea, "key", "")}[allocation.level]
         table.rows.append([allocation.level, target, allocation.pool.name, allocation.gpu_hours, row["children_total"], row["used"], row["remaining"]])
@@ -281,9 +299,9 @@ def allocations_table(cycle: Cycle) -> Table:
 # --- usage ------------------------------------------------------------------------------------------------
 
 
-def usage_rollup(*, cycle: Cycle, area: Area | None = None) -> list[dict]:
+def usage_rollup(*, cycle: Cycle, area: Area | None = None, user: User | None = None) -> list[dict]:
     """Usage of a cycle per (area, idea, pool), optionally of one area."""
-    entries = UsageEntry.objects.filter(cycle=cycle)
+    entries = UsageEntry.objects.filter(_rows(user), cycle=cycle)
     if area is not None:
         entries = entries.filter(area=area)
     return list(
@@ -296,9 +314,10 @@ def usage_rollup(*, cycle: Cycle, area: Area | None = None) -> list[dict]:
 # --- area page --------------------------------------------------------------------------------------------
 
 
-def area_get(slug: str) -> Area:
+def area_get(slug: str, *, user: User | None = None) -> Area:
+    """The area by slug; 404 when unknown or hidden from ``user`` (not revealing that it exists)."""
     try:
-        return Area.objects.select_related("pic").get(slug=slug)
+        return _areas(user).select_related("pic").get(slug=slug)
     except Area.DoesNotExist:
         raise Http404(f"no area {slug!r}") from None
 
@@ -422,14 +441,14 @@ class Trends:
     landed: Table
 
 
-def trends(*, last: int = 12, now: datetime | None = None) -> Trends:
+def trends(*, last: int = 12, now: datetime | None = None, user: User | None = None) -> Trends:
     """GPU-hours per area per cycle for the last ``last`` cycles that have started, and the total cost of each
     landed idea."""
     cycles = list(Cycle.objects.filter(start__lte=now or timezone.now()).order_by("-start")[:last])[::-1]
     usage = defaultdict(lambda: ZERO)
     for row in UsageEntry.objects.filter(cycle__in=cycles).values("cycle_id", "area_id").annotate(total=Sum("gpu_hours")):
         usage[(row["area_id"], row["cycle_id"])] = row["total"]
-    areas = Area.objects.filter(pk__in={area_id for area_id, _ in usage}).order_by("name")
+    areas = _areas(user).filter(pk__in={area_id for area_id, _ in usage}).order_by("name")
     per_area = Table("per_area", "GPU-hours per area per cycle", ["Area", *[str(c.first_day) for c in cycles]])
     for area in areas:
         per_area.rows.append([area, *[_round(usage[(area.pk, c.pk)]) for c in cycles]])
@@ -443,7 +462,8 @@ def trends(*, last: int = 12, now: datetime | None = None) -> Trends:
         Allocation.objects.filter(level=Allocation.Level.IDEA, idea__status=Status.LANDED)
         .values("idea_id").annotate(total=Sum("gpu_hours")).values_list("idea_id", "total")
     )
-    for idea in Idea.objects.filter(pk__in=set(used) | set(granted)).select_related("area").order_by("number"):
+    ideas = Idea.objects.filter(area__in=_areas(user)) if user is not None else Idea.objects.all()
+    for idea in ideas.filter(pk__in=set(used) | set(granted)).select_related("area").order_by("number"):
         row = used.get(idea.pk, {"total": ZERO, "cycles": 0})
         landed.rows.append([idea, idea.title, idea.area.name, row["cycles"], _round(row["total"]), granted.get(idea.pk, ZERO)])
     return Trends(cycles=cycles, per_area=per_area, landed=landed)

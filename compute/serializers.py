@@ -1,7 +1,7 @@
 """Input and output shapes of the compute API. Amounts are JSON numbers of GPU-hours."""
 from rest_framework import serializers
 
-from compute.cycles import Calendar
+from compute.cycles import Calendar, Phase
 from compute.models import Cycle, Request, Review, Stage
 
 MAX_DIGITS = 12
@@ -38,6 +38,14 @@ class AllocationSerializer(serializers.Serializer):
     children_gpu_hours = hours_field(source="children_total")
     used_gpu_hours = hours_field(source="used")
     remaining_gpu_hours = hours_field(source="remaining")
+
+
+class AllocationTreeSerializer(serializers.Serializer):
+    """A cycle's whole allocation tree in one answer (not paginated: a tree split across pages is unreadable)."""
+
+    cycle = serializers.IntegerField()
+    phase = serializers.ChoiceField(choices=Phase.choices)
+    results = AllocationSerializer(many=True)
 
 
 class RequestInputSerializer(serializers.Serializer):
@@ -97,3 +105,9 @@ class UsageRowSerializer(serializers.Serializer):
     pool = serializers.CharField(source="pool__name")
     gpu_hours = serializers.DecimalField(max_digits=16, decimal_places=4, coerce_to_string=False)
 
+
+class UsageSerializer(serializers.Serializer):
+    cycle = serializers.IntegerField()
+    area = serializers.CharField(allow_null=True, help_text="the `area` asked for, or null for all areas")
+    total_gpu_hours = serializers.FloatField()
+    results = UsageRowSerializer(many=True)

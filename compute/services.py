@@ -46,7 +46,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from compute import permissions, selectors
+from compute import permissions, selectors, visibility
 from compute.cycles import Calendar, CycleWindow, Phase, phase_index
 from compute.errors import AlreadyDecided, BelowChildren, CycleClosed, CycleNotOpen, ParentOverdrawn
 from compute.models import (
@@ -64,6 +64,7 @@ from compute.models import (
     UsageEntry,
 )
 from ideas.models import Area, Idea
+from inbox import events as inbox_events
 
 CENT = Decimal("0.01")
 USAGE_PLACES = Decimal("0.0001")
@@ -316,6 +317,8 @@ def request_submit(
     """
     if not permissions.can_request(requester):
         raise PermissionDenied("sign in to request compute")
+    if not visibility.can_view_area_compute(requester, area):  # as unknown as on the area's pages
+        raise ValidationError({"area": f"no area {area.slug!r}"})
     amount = _clean_request_fields(
         cycle=cycle, pool=pool, area=area, idea=idea, gpu_hours=gpu_hours, justification=justification, stage=stage
     )
@@ -407,10 +410,12 @@ def request_review(
     }[decision]
     request.granted_hours = granted
     request.save(update_fields=["status", "granted_hours", "updated_at"])
-    return Review.objects.create(
+    review = Review.objects.create(
         request=request, reviewer=reviewer, decision=decision, requested_hours=request.gpu_hours,
         granted_hours=granted, grant_before=before, grant_after=after, comment=comment,
     )
+    inbox_events.publish(inbox_events.REQUEST_REVIEWED, review.pk)
+    return review
 
 
 # --- launches and usage ---------------------------------------------------------------------------------

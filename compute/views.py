@@ -20,6 +20,7 @@ from compute.cycles import Phase
 from compute.errors import ComputeConflict
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
+from compute.visibility import visible_requests
 from experiments import evidence
 from ideas.forms import apply_service_error, parse_lines
 
@@ -48,7 +49,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
-    overview = selectors.cycle_overview(selectors.cycle_get(cycle_id))
+    overview = selectors.cycle_overview(selectors.cycle_get(cycle_id), user=request.user)
     context = {"overview": overview, "cycle": overview.cycle}
     context.update(
         areas_chart=charts.areas_requested_granted_used(overview),
@@ -63,11 +64,11 @@ def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
 
 
 CYCLE_TABLES = {
-    "areas": lambda cycle: selectors.cycle_overview(cycle).areas,
-    "pools": lambda cycle: selectors.cycle_overview(cycle).pools,
-    "burndown": lambda cycle: selectors.burn_down_table(selectors.cycle_overview(cycle)),
-    "requests": selectors.requests_table,
-    "allocations": selectors.allocations_table,
+    "areas": lambda cycle, user: selectors.cycle_overview(cycle, user=user).areas,
+    "pools": lambda cycle, user: selectors.cycle_overview(cycle, user=user).pools,
+    "burndown": lambda cycle, user: selectors.burn_down_table(selectors.cycle_overview(cycle, user=user)),
+    "requests": lambda cycle, user: selectors.requests_table(cycle, user=user),
+    "allocations": lambda cycle, user: selectors.allocations_table(cycle, user=user),
 }
 
 
@@ -76,7 +77,7 @@ def cycle_csv(request: HttpRequest, cycle_id: int, table: str) -> HttpResponse:
     if table not in CYCLE_TABLES:
         raise Http404(f"no table {table!r}; tables: {', '.join(CYCLE_TABLES)}")
     cycle = selectors.cycle_get(cycle_id)
-    return table_response(CYCLE_TABLES[table](cycle), filename=f"cycle-{cycle.first_day}-{table}.csv")
+    return table_response(CYCLE_TABLES[table](cycle, request.user), filename=f"cycle-{cycle.first_day}-{table}.csv")
 
 
 @login_required
@@ -106,7 +107,7 @@ def _require_reviewer(request: HttpRequest) -> None:
 def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
     _require_reviewer(request)
     cycle = selectors.cycle_get(cycle_id)
-    queue = selectors.request_queue(cycle)
+    queue = selectors.request_queue(cycle, user=request.user)
     return render(
         request,
         "compute/review_queue.html",
@@ -124,7 +125,9 @@ def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
 @require_POST
 def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
     """The reviewer's decision from the queue; answers with the request's row, decided or with the error."""
-    compute_request = get_object_or_404(Request.objects.select_related("area", "idea", "pool", "requester", "cycle"), pk=request_id)
+    compute_request = get_object_or_404(
+        visible_requests(request.user).select_related("area", "idea", "pool", "requester", "cycle"), pk=request_id
+    )
     form = ReviewForm(request.POST)
     error, status = "", 200
     if not form.is_valid():
@@ -149,7 +152,7 @@ def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
 @login_required
 def request_new(request: HttpRequest) -> HttpResponse:
     cycle = selectors.cycle_open_for_requests()
-    form = RequestForm(request.POST or None, initial=request.GET.dict())
+    form = RequestForm(request.POST or None, initial=request.GET.dict(), user=request.user)
     if request.method == "POST" and form.is_valid() and cycle is not None:
         data = dict(form.cleaned_data)
         data["evidence_links"] = parse_lines(data["evidence_links"])
@@ -172,13 +175,13 @@ def request_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
-    area = selectors.area_get(slug)
+    area = selectors.area_get(slug, user=request.user)
     cycle = _cycle_from_query(request)
     budget = selectors.area_budget(area, cycle)
     can_split = permissions.can_split_area(request.user, area)
     open_cycle = selectors.cycle_open_for_requests()
     prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot",
-               **evidence.request_prefill(area)}
+               **evidence.request_prefill(area, user=request.user)}
     return render(
         request,
         "compute/area_budget.html",
@@ -198,7 +201,7 @@ def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def area_grant(request: HttpRequest, slug: str) -> HttpResponse:
-    area = selectors.area_get(slug)
+    area = selectors.area_get(slug, user=request.user)
     cycle = _cycle_from_query(request)
     form = GrantForm(request.POST, area=area)
     target = reverse("compute:budget", args=[area.slug]) + f"?cycle={cycle.pk}"
@@ -223,7 +226,7 @@ AREA_TABLES = {"grants", "ideas"}
 def area_csv(request: HttpRequest, slug: str, table: str) -> HttpResponse:
     if table not in AREA_TABLES:
         raise Http404(f"no table {table!r}; tables: {', '.join(sorted(AREA_TABLES))}")
-    area = selectors.area_get(slug)
+    area = selectors.area_get(slug, user=request.user)
     cycle = _cycle_from_query(request)
     budget = selectors.area_budget(area, cycle)
     return table_response(getattr(budget, table), filename=f"{area.slug}-{cycle.first_day}-{table}.csv")
@@ -234,7 +237,7 @@ def area_csv(request: HttpRequest, slug: str, table: str) -> HttpResponse:
 
 @login_required
 def trends(request: HttpRequest) -> HttpResponse:
-    data = selectors.trends()
+    data = selectors.trends(user=request.user)
     return render(
         request,
         "compute/trends.html",
@@ -244,7 +247,7 @@ def trends(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def trends_csv(request: HttpRequest, table: str) -> HttpResponse:
-    data = selectors.trends()
+    data = selectors.trends(user=request.user)
     if table not in {"per_area", "landed"}:
         raise Http404(f"no table {table!r}; tables: per_area, landed")
     return table_response(getattr(data, table), filename=f"compute-trends-{table}.csv")

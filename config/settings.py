@@ -36,18 +36,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "django_filters",
+    "accounts",
     "ideas",
     "experiments",
     "compute",
     "operations",
+    "inbox",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "operations.middleware.RequestMetricsMiddleware",  # latencies for /metrics; after WhiteNoise: no static files
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -69,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "inbox.context_processors.unread",
             ],
         },
     },
@@ -146,9 +149,11 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",  # first: anonymous requests get 401 + a Bearer challenge
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiRateThrottle"],
+    "EXCEPTION_HANDLER": "accounts.api.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -165,6 +170,16 @@ SPECTACULAR_SETTINGS = {
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "flightdeck@localhost")
+# SMTP (with EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend). A timeout, so a hung mail server fails
+# the send and Celery retries it, instead of the task hanging until its time limit.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# Where links in notification email point (scheme, host and port, no trailing slash).
+FLIGHTDECK_SITE_URL = env_str("FLIGHTDECK_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # `seed_demo` calls each app's seeder in this order (later apps build on earlier ones' data).
 FLIGHTDECK_DEMO_SEEDERS = ["ideas.demo.seed"]
@@ -215,6 +230,35 @@ CELERY_BEAT_SCHEDULE["compute-cycle-schedule"] = {
     "schedule": env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300),
 }
 
+# operations: /healthz, /readyz, /metrics (operations/health.py, operations/metrics.py). Workers and beat write
+# heartbeats; one is stale after FLIGHTDECK_HEARTBEAT_STALE_FACTOR periods without a new one.
+FLIGHTDECK_WORKER_HEARTBEAT_SECONDS = env_int("FLIGHTDECK_WORKER_HEARTBEAT_SECONDS", 10)
+FLIGHTDECK_BEAT_HEARTBEAT_SECONDS = env_int("FLIGHTDECK_BEAT_HEARTBEAT_SECONDS", 30)
+FLIGHTDECK_HEARTBEAT_STALE_FACTOR = env_int("FLIGHTDECK_HEARTBEAT_STALE_FACTOR", 3)
+FLIGHTDECK_METRICS_TOKEN = env_str("FLIGHTDECK_METRICS_TOKEN", "")  # empty: /metrics for staff sessions only
+CELERY_BEAT_SCHEDULE["operations-beat-heartbeat"] = {
+    "task": "operations.tasks.beat_heartbeat",
+    "schedule": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS,
+    "options": {"expires": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS},  # no pile-up while no worker takes them
+}
+
+# accounts: rate limits, "N/<window>" with the window in s, m or h (accounts/ratelimit.py; counted in Redis, so
+# they hold across web processes). Sign-in counts failed attempts only.
+FLIGHTDECK_RATELIMITS = {
+    "login_username": env_str("FLIGHTDECK_RATELIMIT_LOGIN_USERNAME", "10/15m"),
+    "login_ip": env_str("FLIGHTDECK_RATELIMIT_LOGIN_IP", "50/15m"),  # higher: an office shares one address
+    "api_user": env_str("FLIGHTDECK_RATELIMIT_API_USER", "600/1m"),
+    "api_anon": env_str("FLIGHTDECK_RATELIMIT_API_ANON", "60/1m"),
+}
+# Reverse proxies in front that append to X-Forwarded-For (1 behind nginx); 0 = trust no X-Forwarded-For.
+FLIGHTDECK_TRUSTED_PROXIES = env_int("FLIGHTDECK_TRUSTED_PROXIES", 0)
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",  # the default, kept
+    "accounts.schema.add_throttled_responses",  # every operation may answer 429
+    "config.schema_hooks.add_framework_responses",  # 401, 404 for a bad page, 415 wherever they apply
+]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ApiTokenStateEnum"] = "accounts.models.TokenState"
+
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
@@ -225,6 +269,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the template (hx-headers), no script reads the cookie
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 

@@ -1,20 +1,26 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 api_patterns = [
     path("", include("ideas.api_urls")),
     path("", include("compute.api_urls")),
     path("", include("experiments.api_urls")),
+    path("", include("accounts.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
 urlpatterns = [
+    # The admin's own sign-in form would bypass the rate limits; send it to the limited one (keeps ?next=).
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),  # first: its rate-limited `login` replaces Django's
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_patterns)),
     path("", include("operations.urls")),
     path("compute/", include("compute.urls")),
     path("experiments/", include("experiments.urls")),
+    path("inbox/", include("inbox.urls")),
     path("", include("ideas.urls")),
 ]

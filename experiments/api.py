@@ -2,7 +2,8 @@
 answer. Error mapping (here and nowhere else): ValidationError → 400 keyed by field, PermissionDenied →
 403, unknown id → 404, ConflictError → 409 listing the conflicts, RunStateConflict → 409, BudgetRefused →
 409 with requested, remaining, grant and can_grant_more.
-Anyone signed in may read; launching, cancelling and resuming are checked by the services."""
+Anyone signed in may read, except restricted areas' studies and runs (404, ``experiments.visibility``);
+launching, cancelling and resuming are checked by the services."""
 from __future__ import annotations
 
 from typing import Any
@@ -64,7 +65,7 @@ class ExperimentsAPIView(generics.GenericAPIView):
 
     def study_response(self, study_id: int, code: int = status.HTTP_200_OK) -> Response:
         try:
-            study = selectors.study_detail(study_id)
+            study = selectors.study_detail(study_id, user=self.request.user)
         except Study.DoesNotExist:
             raise Http404(f"no study {study_id}") from None
         serializer = StudyDetailSerializer(study, context={"results": study_results(study)})
@@ -72,7 +73,7 @@ class ExperimentsAPIView(generics.GenericAPIView):
 
     def run(self) -> Run:
         try:
-            return selectors.run_detail(self.kwargs["run_id"])
+            return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
         except Run.DoesNotExist:
             raise Http404(f"no run {self.kwargs['run_id']}") from None
 
@@ -94,6 +95,7 @@ class StudyCreateView(ExperimentsAPIView):
 class StudyDetailView(ExperimentsAPIView):
     serializer_class = StudyDetailSerializer
 
+    @extend_schema(responses={200: StudyDetailSerializer, 404: _ERRORS[404]})
     def get(self, request: Request, study_id: int) -> Response:
         return self.study_response(study_id)
 
@@ -101,6 +103,7 @@ class StudyDetailView(ExperimentsAPIView):
 class RunDetailView(ExperimentsAPIView):
     serializer_class = RunSerializer
 
+    @extend_schema(responses={200: RunSerializer, 404: _ERRORS[404]})
     def get(self, request: Request, run_id: int) -> Response:
         return Response(RunSerializer(self.run()).data)
 
@@ -110,8 +113,9 @@ class RunMetricsView(ExperimentsAPIView):
 
     @extend_schema(parameters=[MetricQuerySerializer], responses={200: MetricSeriesSerializer, **_ERRORS})
     def get(self, request: Request, run_id: int) -> Response:
+        run = self.run()  # the object check comes first: a hidden run is a 404 whatever the query says
         query = self.parse(MetricQuerySerializer, request.query_params)
-        run, name = self.run(), query["name"]
+        name = query["name"]
         recorded = sorted(set(Metric.objects.filter(run=run).values_list("name", flat=True)))
         if recorded and name not in recorded:
             raise DjangoValidationError({"name": f"run {run.pk} has no metric {name!r}; it has {', '.join(recorded)}"})

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from experiments import budget, dispatch, slots
 from experiments.models import FINAL_STATES, Attempt, Run, RunStatus
+from inbox import events as inbox_events
 
 S = RunStatus
 ACTIVE_STATES = (S.STARTING, S.RUNNING)
@@ -158,6 +159,7 @@ def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, 
     if state == S.PREEMPTED:
         attempt_create(run=run)
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
+    inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)  # told once its last run has ended
 
 
 @transaction.atomic

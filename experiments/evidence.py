@@ -12,7 +12,9 @@ from django.urls import Resolver404, resolve
 from experiments import queries
 from experiments.models import Run, Study, StudyIdea
 from experiments.results import results_for
+from experiments.visibility import visible_studies
 from ideas.models import Area
+from ideas.visibility import User
 
 RECENT_STUDIES = 5
 NO_VERDICT = "no verdict yet: no run has finished"
@@ -59,16 +61,17 @@ class StudyUsage:
     gpu_hours: float
 
 
-def area_recent_studies(area: Area, *, limit: int = RECENT_STUDIES) -> list[StudyUsage]:
-    """The area's latest studies (any of their ideas in the area) with the GPU-hours their runs used."""
+def area_recent_studies(area: Area, *, user: User, limit: int = RECENT_STUDIES) -> list[StudyUsage]:
+    """The area's latest studies (any of their ideas in the area) that ``user`` may see, with the GPU-hours
+    their runs used."""
     in_area = StudyIdea.objects.filter(idea__area=area).values("study_id")
-    studies = Study.objects.filter(pk__in=in_area).annotate(used=Sum("runs__gpu_hours")).order_by("-created_at")
+    studies = visible_studies(user).filter(pk__in=in_area).annotate(used=Sum("runs__gpu_hours")).order_by("-created_at")
     return [StudyUsage(study, study.used or 0.0) for study in studies[:limit]]
 
 
-def request_prefill(area: Area) -> dict[str, str]:
+def request_prefill(area: Area, *, user: User) -> dict[str, str]:
     """Justification and evidence links for a "request more" form, from the area's recent studies."""
-    recent = area_recent_studies(area)
+    recent = area_recent_studies(area, user=user)
     if not recent:
         return {}
     lines = [f"- {usage.study.label} {usage.study.title}: {usage.gpu_hours:.2f} GPU-h" for usage in recent]

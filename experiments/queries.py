@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from django.db.models import Avg, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Avg, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from experiments.models import Arm, Metric, Run, Study, StudyIdea
+from experiments.visibility import study_q
+from ideas.visibility import User
 
 Series = tuple[np.ndarray, np.ndarray]
 
@@ -51,10 +53,11 @@ def per_run_aggregate(run_ids: Iterable[int], name: str, how: str) -> dict[int, 
     return {run_id: result for run_id, result in rows}
 
 
-def studies_with_arms(*, kind: str = "", idea_id: int | None = None) -> QuerySet[Study]:
+def studies_with_arms(*, kind: str = "", idea_id: int | None = None, user: User | None = None) -> QuerySet[Study]:
     """Studies, newest first, with baseline, ideas in order, arms with their runs and all runs loaded (what
-    the study list and the idea panel need for status and verdict columns); optionally one kind or idea."""
-    studies = Study.objects.select_related("baseline", "created_by").prefetch_related(
+    the study list and the idea panel need for status and verdict columns); optionally one kind or idea, and
+    only those ``user`` may see (None: no visibility check, for reviewers' evidence and jobs)."""
+    studies = Study.objects.filter(study_q(user) if user is not None else Q()).select_related("baseline", "created_by").prefetch_related(
         Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
         # Status (study runs) before results (arm runs), as in selectors.study_detail.
         Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "status", "study_id")),

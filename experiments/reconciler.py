@@ -4,7 +4,8 @@
 1. Attempts whose lease expired lost their worker: they become ``preempted`` (or ``cancelled`` when a
    cancel was pending), whatever still runs for them is stopped, and a new attempt resumes the run.
 2. Queued attempts not claimed within ``FLIGHTDECK_REQUEUE_AFTER_SECONDS`` lost their message (e.g. Redis
-   restarted): the message is sent again. Claiming is idempotent, so a duplicate is harmless.
+   restarted), and those whose start could not be published at all (Redis down at launch) never had one:
+   the message is sent (again). Claiming is idempotent, so a duplicate is harmless.
 3. Trainer processes on this host that no live attempt of this host owns are killed.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from experiments import attempts, dispatch, orphans
@@ -47,7 +49,8 @@ def expire_leases() -> int:
 
 def resend_lost_messages() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.FLIGHTDECK_REQUEUE_AFTER_SECONDS)
-    stale = Attempt.objects.filter(state=RunStatus.QUEUED, enqueued_at__lt=cutoff)
+    # NULL: the launch could not publish at all (broker down), so there is nothing to wait for.
+    stale = Attempt.objects.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff), state=RunStatus.QUEUED)
     resent = 0
     for attempt_id, backend in stale.values_list("pk", "backend"):
         if dispatch.send_start(attempt_id, backend):

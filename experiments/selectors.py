@@ -4,9 +4,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
+from experiments.visibility import run_q, study_q
+from ideas.visibility import User
 
 Series = list[tuple[int, float]]
 
@@ -40,11 +42,12 @@ def study_list(*, idea_key: str | None = None) -> QuerySet[Study]:
     return studies
 
 
-def study_detail(study_id: int) -> Study:
+def study_detail(study_id: int, *, user: User | None = None) -> Study:
     """One study with baseline, ideas in order, arms in order and each arm's runs with their attempts
-    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). Raises Study.DoesNotExist."""
+    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). Raises Study.DoesNotExist, also
+    when ``user`` may not see it (None: no visibility check, for services and jobs)."""
     return (
-        Study.objects.select_related("baseline", "created_by")
+        Study.objects.filter(study_q(user) if user is not None else Q()).select_related("baseline", "created_by")
         .prefetch_related(
             Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
             # The study's runs (its status) are read before the arms' runs (its results): run states only move
@@ -72,9 +75,12 @@ def study_status(runs: Iterable[Run]) -> str:
     return RunStatus.SUCCEEDED
 
 
-def run_detail(run_id: int | None = None, *, public_id: str | None = None) -> Run:
-    """One run with its study, baseline, arms and attempts (oldest first). Raises Run.DoesNotExist."""
+def run_detail(run_id: int | None = None, *, public_id: str | None = None, user: User | None = None) -> Run:
+    """One run with its study, baseline, arms and attempts (oldest first). Raises Run.DoesNotExist, also when
+    ``user`` may not see it (None: no visibility check, for services and jobs)."""
     runs = _runs_with_attempts().select_related("study__baseline").prefetch_related("arms")
+    if user is not None:
+        runs = runs.filter(run_q(user))
     return runs.get(pk=run_id) if public_id is None else runs.get(public_id=public_id)
 
 

@@ -16,6 +16,7 @@ from experiments.errors import RunStateConflict
 from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
 from experiments.permissions import can_launch_study, can_manage_study
 from experiments.planning import StudyPlan, plan_study
+from inbox import events as inbox_events
 from modelzoo.config import ConfigError, apply_overrides, load_recipe
 
 
@@ -158,6 +159,7 @@ def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
         )
         Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=now)
         budget.study_release_if_done(run.study_id)
+        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)
     else:
         Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {user}")
     run.refresh_from_db()

@@ -5,15 +5,22 @@ checks for a cancel request (SIGTERM to the trainer, SIGKILL after ``FLIGHTDECK_
 every ``FLIGHTDECK_CHARGE_SECONDS`` it also charges the attempt's GPU-hours so far (``experiments.budget``).
 If the lease was taken away (the reconciler decided this worker was lost) the trainer is killed at once,
 because a new attempt is about to resume the same run directory.
+
+A database outage (restart, failover) does not stop the trainer, which knows nothing about the database:
+the loop drops the broken connection, keeps the metrics it could not write and retries with backoff;
+once the database answers again the metrics catch up (upserts, so nothing is written twice) and the lease
+is renewed. An outage shorter than ``FLIGHTDECK_LEASE_SECONDS`` therefore leaves no trace in the attempt.
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 
 from experiments import attempts, budget, dispatch, launcher, monitor, runfiles
 from experiments.attempts import ClaimOutcome
@@ -24,6 +31,8 @@ from experiments.slots import host_slot_ids
 log = logging.getLogger(__name__)
 
 SLOT_RETRY_SECONDS = 5
+MAX_DB_BACKOFF_SECONDS = 8.0
+T = TypeVar("T")
 EXIT_OK, EXIT_TRAINING_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # docs/contracts.md
 
 
@@ -79,31 +88,72 @@ class Supervision:
             if lease_lost:
                 log.warning("attempt %s: lease lost, trainer killed", self.attempt.pk)
                 return
-            state, reason = self._outcome(exit_code, handle, launch)
-            self._finish(state, reason, exit_code, launch)
+            # The trainer's files are final now; only the database may still be briefly away.
+            state, reason = self._retry_while_db_down(lambda: self._outcome(exit_code, handle, launch))
+            self._retry_while_db_down(lambda: self._finish(state, reason, exit_code, launch))
         finally:
             handle.kill()  # also reaps whatever the trainer left behind in its process group
 
     def _watch(self, handle: TrainerHandle, tail: monitor.MetricsTail) -> tuple[int, bool]:
-        """Poll until the trainer exits; returns (exit code, lease lost)."""
-        interval = settings.FLIGHTDECK_MONITOR_SECONDS
+        """Poll until the trainer exits and all its metrics are written; returns (exit code, lease lost)."""
+        pending: list[dict[str, Any]] = []  # read from metrics.jsonl, not yet in the database
+        failures = 0
         while True:
             exit_code = handle.poll()
+            pending += tail.read_new()
             try:
-                monitor.ingest(self.run_row, tail.read_new())
-                beat = attempts.attempt_heartbeat(self.attempt.pk, host=self.host)
-                if beat.alive:
-                    budget.attempt_charge_if_due(self.attempt.pk)
-            except DatabaseError:
-                log.warning("attempt %s: database unavailable, retrying", self.attempt.pk, exc_info=True)
-                beat = attempts.Heartbeat(alive=True, cancel_requested=False)
-            if not beat.alive:
+                beat = self._sync(pending)
+                failures = 0
+            except DatabaseError as error:
+                failures += 1
+                self._drop_connection(error)
+                beat = None
+            if beat is not None and not beat.alive:
                 handle.kill()
                 return -1, True
-            if exit_code is not None:
+            if exit_code is not None and not pending:
                 return exit_code, False
-            self._stop_if_asked(handle, beat.cancel_requested)
-            time.sleep(interval)
+            self._stop_if_asked(handle, beat is not None and beat.cancel_requested)
+            time.sleep(self._delay(failures))
+
+    def _sync(self, pending: list[dict[str, Any]]) -> attempts.Heartbeat:
+        """Write the pending metrics (emptying the list once they are in), renew the lease, charge if due."""
+        monitor.ingest(self.run_row, pending)
+        pending.clear()
+        beat = attempts.attempt_heartbeat(self.attempt.pk, host=self.host)
+        if beat.alive:
+            budget.attempt_charge_if_due(self.attempt.pk)
+        return beat
+
+    def _drop_connection(self, error: DatabaseError) -> None:
+        # Django keeps a broken connection object until the task ends; closing it makes the next query
+        # open a fresh one, which is how the loop reconnects after a database restart.
+        log.warning("attempt %s: database unavailable (%s); the trainer keeps running, retrying",
+                    self.attempt.pk, " ".join(str(error).split()))
+        connection.close()
+
+    @staticmethod
+    def _delay(failures: int) -> float:
+        """The poll interval, doubled per consecutive database failure up to a cap that stays well inside the
+        lease, so a returning database is noticed long before the reconciler would expire the attempt."""
+        interval = settings.FLIGHTDECK_MONITOR_SECONDS
+        cap = max(interval, min(MAX_DB_BACKOFF_SECONDS, settings.FLIGHTDECK_LEASE_SECONDS / 4))
+        return min(interval * 2 ** failures, cap)
+
+    def _retry_while_db_down(self, action: Callable[[], T]) -> T:
+        """``action()``, retried while the database is unreachable for up to one lease; after that the
+        reconciler owns the attempt anyway, so the error is raised."""
+        deadline = time.monotonic() + settings.FLIGHTDECK_LEASE_SECONDS
+        failures = 0
+        while True:
+            try:
+                return action()
+            except DatabaseError as error:
+                failures += 1
+                if time.monotonic() > deadline:
+                    raise
+                self._drop_connection(error)
+                time.sleep(self._delay(failures))
 
     def _stop_if_asked(self, handle: TrainerHandle, cancel_requested: bool) -> None:
         # Fallback where the pool's own parent-death signal is unavailable (not Linux): a pool process whose

@@ -1,6 +1,7 @@
 """Server-rendered experiment pages (htmx polls the live parts). Each view parses, calls one service or
-selector, and renders; studies and runs are fetched through ``_study`` / ``_run`` (404 for unknown ids).
-Anyone signed in may look; the services decide who may launch, cancel and resume."""
+selector, and renders; studies and runs are fetched through ``_study`` / ``_run`` (404 for unknown or hidden ids).
+Anyone signed in may look, except at restricted areas' work (``experiments.visibility``); the services
+decide who may launch, cancel and resume."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ideas import selectors as idea_selectors
 from ideas.forms import apply_service_error
 from ideas.lifecycle import OPEN_STATES, Status
 from ideas.models import Idea
+from ideas.visibility import visible_ideas
 
 STUDIES_PER_PAGE = 25
 
@@ -34,16 +36,17 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _study(study_id: int) -> Study:
+def _study(request: HttpRequest, study_id: int) -> Study:
+    """The study as the user may see it: 404 also when hidden (restricted area), never revealing it exists."""
     try:
-        return selectors.study_detail(study_id)
+        return selectors.study_detail(study_id, user=request.user)
     except Study.DoesNotExist:
         raise Http404(f"no study {study_id}") from None
 
 
-def _run(run_id: int) -> Run:
+def _run(request: HttpRequest, run_id: int) -> Run:
     try:
-        return selectors.run_detail(run_id)
+        return selectors.run_detail(run_id, user=request.user)
     except Run.DoesNotExist:
         raise Http404(f"no run {run_id}") from None
 
@@ -55,7 +58,7 @@ def _run(run_id: int) -> Run:
 def study_list(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     kind = kind if kind in Study.Kind.values else ""
-    page = Paginator(queries.studies_with_arms(kind=kind), STUDIES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(queries.studies_with_arms(kind=kind, user=request.user), STUDIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page": page, "rows": study_rows(list(page.object_list)), "kind": kind, "kinds": Study.Kind.choices}
     return render(request, "experiments/study_list.html", context)
 
@@ -112,7 +115,7 @@ def _results_context(request: HttpRequest, study: Study, live: bool) -> dict:
 
 @login_required
 def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = _study(study_id)
+    study = _study(request, study_id)
     context = _progress_context(study)
     context.update(_results_context(request, study, context["live"]))
     context.update(ideas=[member.idea for member in study.study_ideas.all()],
@@ -123,13 +126,13 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
 @login_required
 def study_progress(request: HttpRequest, study_id: int) -> HttpResponse:
     """The arms × seeds grid, polled by the study page while runs are live."""
-    return render(request, "experiments/_study_progress.html", _progress_context(_study(study_id)))
+    return render(request, "experiments/_study_progress.html", _progress_context(_study(request, study_id)))
 
 
 @login_required
 def study_results_fragment(request: HttpRequest, study_id: int) -> HttpResponse:
     """Verdict, marginals and charts; polled while live, and re-requested when the smoothing changes."""
-    study = _study(study_id)
+    study = _study(request, study_id)
     live = selectors.study_status(study.runs.all()) in (RunStatus.QUEUED, RunStatus.RUNNING)
     return render(request, "experiments/_study_results.html", _results_context(request, study, live))
 
@@ -137,7 +140,7 @@ def study_results_fragment(request: HttpRequest, study_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def study_cancel(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = _study(study_id)
+    study = _study(request, study_id)
     count = services.study_cancel(study=study, user=request.user)
     messages.info(request, f"Cancelling {count} live run{'s' if count != 1 else ''} of {study.label}.")
     return redirect("experiments:study_detail", study.pk)
@@ -174,14 +177,15 @@ def ablation_launch(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "experiments/ablation_form.html", {"idea": idea, "form": form}, status=400)
 
 
-def _integration_candidates(show_all: bool) -> list[Idea]:
+def _integration_candidates(request: HttpRequest, show_all: bool) -> list[Idea]:
     states = OPEN_STATES if show_all else (Status.IN_INTEGRATION,)
-    return list(Idea.objects.filter(status__in=states).select_related("area").order_by("number"))
+    ideas = visible_ideas(request.user).filter(status__in=states)
+    return list(ideas.select_related("area").order_by("number"))
 
 
 def _integration_form(request: HttpRequest, data=None) -> IntegrationForm:
     show_all = (data or request.GET).get("show") == "all"
-    return IntegrationForm(data, baselines=selectors.baselines_latest(), ideas=_integration_candidates(show_all),
+    return IntegrationForm(data, baselines=selectors.baselines_latest(), ideas=_integration_candidates(request, show_all),
                            initial={"baseline": request.GET.get("baseline", "")})
 
 
@@ -254,7 +258,7 @@ def _run_live_context(run: Run) -> dict:
 
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run(run_id)
+    run = _run(request, run_id)
     baseline_run = _baseline_run(run)
     context = _run_live_context(run)
     context.update(
@@ -272,13 +276,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
     """Status, progress and log tail of a run, polled by the run page while it is live."""
-    return render(request, "experiments/_run_live.html", _run_live_context(_run(run_id)))
+    return render(request, "experiments/_run_live.html", _run_live_context(_run(request, run_id)))
 
 
 @login_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run(run_id)
+    run = _run(request, run_id)
     try:
         services.run_cancel(run=run, user=request.user)
     except RunStateConflict as error:
@@ -291,7 +295,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run(run_id)
+    run = _run(request, run_id)
     try:
         attempt = services.run_resume(run=run, user=request.user)
     except RunStateConflict as error:
@@ -307,7 +311,7 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     """Re-run: a new study of the same kind on the same pinned baseline version, ideas, resolutions and
     budget with this run's seed only, so it contains this run's config again (unless an idea's patch
     changed since, which the message says)."""
-    run = _run(run_id)
+    run = _run(request, run_id)
     study = run.study
     try:
         rerun = services.study_launch(
@@ -345,6 +349,6 @@ def baseline_detail(request: HttpRequest, name: str) -> HttpResponse:
         (version, configdiff.config_diff({"model": version.overrides}, {"model": older.overrides}) if older else [])
         for version, older in zip(versions, [*versions[1:], None])
     ]
-    studies = queries.studies_with_arms().filter(baseline__name=name)[:STUDIES_PER_PAGE]
+    studies = queries.studies_with_arms(user=request.user).filter(baseline__name=name)[:STUDIES_PER_PAGE]
     context = {"name": name, "latest": versions[0], "changes": changes, "rows": study_rows(list(studies))}
     return render(request, "experiments/baseline_detail.html", context)

@@ -21,7 +21,8 @@ class HandoverInline(admin.TabularInline):
 
 @admin.register(Area)
 class AreaAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "pic"]
+    list_display = ["name", "slug", "pic", "restricted"]
+    list_filter = ["restricted"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     # The PIC changes only through a handover, which records who and when.

@@ -52,7 +52,7 @@ class IdeasAPIView(generics.GenericAPIView):
         return super().handle_exception(exc)
 
     def parse(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data, **kwargs)
+        serializer = serializer_class(data=data, context=self.get_serializer_context(), **kwargs)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
@@ -64,7 +64,7 @@ class AreaListView(mixins.ListModelMixin, IdeasAPIView):
     serializer_class = AreaSerializer
 
     def get_queryset(self) -> QuerySet[Area]:
-        return selectors.areas_overview()
+        return selectors.areas_overview(user=self.request.user)
 
     def get(self, request: Request) -> Response:
         return self.list(request)
@@ -80,6 +80,7 @@ class AreaDetailView(IdeasAPIView):
     serializer_class = AreaSerializer
     lookup_field = "slug"
 
+    @extend_schema(responses={200: AreaSerializer, 404: _ERRORS[404]})
     def get(self, request: Request, slug: str) -> Response:
         return Response(AreaSerializer(selectors.area_get_for_user(slug=slug, user=request.user)).data)
 
@@ -90,9 +91,9 @@ class IdeaListView(mixins.ListModelMixin, IdeasAPIView):
     def get_queryset(self) -> QuerySet[Idea]:
         query = self.parse(IdeaListQuerySerializer, self.request.query_params)
         query.pop("page", None)
-        return selectors.idea_list(filters=selectors.IdeaFilters(**query))
+        return selectors.idea_list(user=self.request.user, filters=selectors.IdeaFilters(**query))
 
-    @extend_schema(parameters=[IdeaListQuerySerializer])
+    @extend_schema(parameters=[IdeaListQuerySerializer], responses={200: IdeaSerializer(many=True), 400: _ERRORS[400]})
     def get(self, request: Request) -> Response:
         return self.list(request)
 
@@ -107,13 +108,15 @@ class IdeaDetailView(IdeasAPIView):
     serializer_class = IdeaDetailSerializer
     lookup_field = "key"
 
+    @extend_schema(responses={200: IdeaDetailSerializer, 404: _ERRORS[404]})
     def get(self, request: Request, key: str) -> Response:
         return Response(IdeaDetailSerializer(self.idea()).data)
 
     @extend_schema(request=IdeaUpdateSerializer, responses={200: IdeaDetailSerializer, **_ERRORS})
     def patch(self, request: Request, key: str) -> Response:
+        idea = self.idea()  # the object check comes first: a hidden idea is a 404 whatever the body says
         changes = self.parse(IdeaUpdateSerializer, request.data, partial=True)
-        idea = services.idea_update(idea=self.idea(), by=request.user, changes=changes)
+        idea = services.idea_update(idea=idea, by=request.user, changes=changes)
         return Response(IdeaDetailSerializer(idea).data)
 
 
@@ -127,10 +130,11 @@ class IdeaTransitionView(IdeasAPIView):
         responses={201: TransitionSerializer, 409: IllegalTransitionSerializer, **_ERRORS},
     )
     def post(self, request: Request, key: str) -> Response:
+        idea = self.idea()
         data = self.parse(TransitionInputSerializer, request.data)
         decision = services.DecisionInput(**data["decision"]) if data["decision"] else None
         transition = services.idea_transition(
-            idea=self.idea(), to_status=data["to"], by=request.user, note=data["note"], decision=decision
+            idea=idea, to_status=data["to"], by=request.user, note=data["note"], decision=decision
         )
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
 
@@ -141,12 +145,13 @@ class IdeaCommentsView(IdeasAPIView):
     lookup_field = "key"
     pagination_class = None
 
-    @extend_schema(responses={200: CommentSerializer(many=True)})
+    @extend_schema(responses={200: CommentSerializer(many=True), 404: _ERRORS[404]})
     def get(self, request: Request, key: str) -> Response:
         return Response(CommentSerializer(selectors.idea_comments(self.idea()), many=True).data)
 
     @extend_schema(request=CommentInputSerializer, responses={201: CommentSerializer, **_ERRORS})
     def post(self, request: Request, key: str) -> Response:
+        idea = self.idea()
         body = self.parse(CommentInputSerializer, request.data)["body"]
-        comment = services.comment_create(idea=self.idea(), author=request.user, body=body)
+        comment = services.comment_create(idea=idea, author=request.user, body=body)
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)

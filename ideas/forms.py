@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from ideas.lifecycle import Status
 from ideas.models import Area
@@ -81,6 +82,11 @@ class IdeaForm(forms.Form):
         label="Estimated GPU-hours", required=False, min_value=0, max_digits=10, decimal_places=1
     )
     tags = forms.CharField(required=False, help_text="Comma-separated, e.g. moe, routing")
+
+    def __init__(self, *args: Any, areas: QuerySet[Area], **kwargs: Any) -> None:
+        """``areas``: the areas the user may see (``ideas.visibility``), so restricted ones stay unnamed."""
+        super().__init__(*args, **kwargs)
+        self.fields["area"].queryset = areas.select_related("pic").order_by("name")
 
     def clean_recipe_patch(self) -> dict[str, Any]:
         patch = parse_patch_text(self.cleaned_data["recipe_patch"])

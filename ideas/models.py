@@ -18,6 +18,9 @@ class Area(models.Model):
     description = models.TextField(blank=True)
     pic = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="piloted_areas", verbose_name="PIC")
     volunteers = models.ManyToManyField(USER, through="AreaMembership", related_name="volunteered_areas", blank=True)
+    restricted = models.BooleanField(
+        default=False, help_text="Only staff, the PIC and the area's members see its ideas, studies and compute."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -151,7 +154,8 @@ class Comment(models.Model):
 
 
 class Activity(models.Model):
-    """Something that happened to an idea; the feed on the home page and the unit of notification."""
+    """Something that happened to an idea; the feed on the home page and the unit of notification
+    (``inbox.sources.idea_activity``)."""
 
     class Kind(models.TextChoices):
         SUBMITTED = "submitted", "submitted"
@@ -169,18 +173,3 @@ class Activity(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activities"
-
-
-class Notification(models.Model):
-    """An activity delivered to one watcher; unique per (recipient, activity) so delivery is idempotent."""
-
-    recipient = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="idea_notifications")
-    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="notifications")
-    created_at = models.DateTimeField(auto_now_add=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["recipient", "activity"], name="ideas_notification_once"),
-        ]

@@ -1,32 +1,13 @@
-"""Hands activities to the Celery worker once the transaction that recorded them commits."""
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from functools import partial
+"""The ideas side of notifications: each recorded activity goes to the inbox once its transaction commits.
 
-from django.db import transaction
+Who hears of it and what they read is ``inbox.sources.idea_activity``.
+"""
+from inbox import events
+from inbox.events import muted
 
-_muted: ContextVar[bool] = ContextVar("ideas_notifications_muted", default=False)
-
-
-@contextmanager
-def muted() -> Iterator[None]:
-    """Record activities without notifying anyone (bulk imports, demo data)."""
-    token = _muted.set(True)
-    try:
-        yield
-    finally:
-        _muted.reset(token)
+__all__ = ["muted", "publish"]  # muted is re-exported: demo data and bulk imports mute notifications here
 
 
 def publish(activity_id: int) -> None:
-    """Queue watcher notification for ``activity_id`` after commit.
-
-    ``robust=True``: the activity row is already committed and is the source of truth, so a broker
-    outage must not turn a successful submission into an error page.
-    """
-    if _muted.get():
-        return
-    from ideas.tasks import notify_watchers
-
-    transaction.on_commit(partial(notify_watchers.delay, activity_id), robust=True)
+    """Queue delivery of activity ``activity_id`` after commit (nothing while ``muted()``)."""
+    events.publish(events.IDEA_ACTIVITY, activity_id)

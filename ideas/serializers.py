@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ideas import visibility
 from ideas.lifecycle import Status, allowed_targets
 from ideas.models import MAX_MARKDOWN_CHARS, Area, Comment, Decision, Idea, Transition
 
@@ -27,7 +28,7 @@ class AreaSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Area
-        fields = ["slug", "name", "description", "pic", "volunteers", "created_at"]
+        fields = ["slug", "name", "description", "pic", "volunteers", "restricted", "created_at"]
 
 
 class AreaCreateSerializer(StrictSerializer):
@@ -35,6 +36,15 @@ class AreaCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     pic = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True))
+    restricted = serializers.BooleanField(required=False, default=False)
+
+
+@extend_schema_field({"type": "string", "description": "area slug"})
+class VisibleAreaField(serializers.SlugRelatedField):
+    """An area by slug, among those the requesting user may see: a restricted area reads as unknown."""
+
+    def get_queryset(self):
+        return visibility.visible_areas(self.context["request"].user)
 
 
 class DecisionSerializer(serializers.ModelSerializer):
@@ -84,7 +94,7 @@ class IdeaCreateSerializer(StrictSerializer):
     title = serializers.CharField(max_length=200)
     summary = serializers.CharField(max_length=MAX_MARKDOWN_CHARS)
     hypothesis = serializers.CharField(max_length=MAX_MARKDOWN_CHARS, required=False, allow_blank=True, default="")
-    area = serializers.SlugRelatedField(slug_field="slug", queryset=Area.objects.all())
+    area = VisibleAreaField(slug_field="slug")
     recipe_patch = serializers.JSONField(required=False, default=dict)
     estimated_gpu_hours = serializers.DecimalField(
         max_digits=10, decimal_places=1, min_value=0, required=False, allow_null=True, default=None

@@ -7,15 +7,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils.text import slugify
 
-from ideas import notifications, permissions
+from ideas import notifications, permissions, visibility
 from ideas.errors import IllegalTransition
 from ideas.lifecycle import DECISION_REQUIRED, Status, allowed_targets
 from ideas.models import (
@@ -26,7 +24,6 @@ from ideas.models import (
     Decision,
     Idea,
     IdeaKeyCounter,
-    Notification,
     PicHandover,
     Tag,
     Transition,
@@ -50,10 +47,11 @@ class DecisionInput:
 
 
 @transaction.atomic
-def area_create(*, slug: str, name: str, description: str = "", pic: AbstractBaseUser, by: AbstractBaseUser) -> Area:
+def area_create(*, slug: str, name: str, description: str = "", pic: AbstractBaseUser, by: AbstractBaseUser,
+                restricted: bool = False) -> Area:
     if not permissions.can_create_area(by):
         raise PermissionDenied("only staff may create areas")
-    area = Area(slug=slug, name=name, description=description, pic=pic)
+    area = Area(slug=slug, name=name, description=description, pic=pic, restricted=restricted)
     area.full_clean()
     area.save()
     PicHandover.objects.create(area=area, from_user=None, to_user=pic, by=by, note="area created")
@@ -158,6 +156,7 @@ def idea_create(
 ) -> Idea:
     if not permissions.is_member(submitter):
         raise PermissionDenied("sign in to submit an idea")
+    _require_visible_area(submitter, area)
     idea = Idea(
         area=area,
         submitter=submitter,
@@ -178,6 +177,12 @@ def idea_create(
     return idea
 
 
+def _require_visible_area(user: AbstractBaseUser, area: Area) -> None:
+    """Ideas go only into areas the user can see; a restricted one reads as unknown, as on its pages."""
+    if not visibility.can_view_area(user, area):
+        raise ValidationError({"area": f"no area {area.slug!r}"})
+
+
 @transaction.atomic
 def idea_update(*, idea: Idea, by: AbstractBaseUser, changes: dict[str, Any]) -> Idea:
     """Apply ``changes`` (a subset of EDITABLE_IDEA_FIELDS) while the idea may still be edited."""
@@ -187,6 +192,8 @@ def idea_update(*, idea: Idea, by: AbstractBaseUser, changes: dict[str, Any]) ->
     idea = Idea.objects.select_for_update().select_related("area").get(pk=idea.pk)
     if not permissions.can_edit_idea(by, idea):
         raise PermissionDenied("only the submitter may edit, and only while the idea is submitted")
+    if "area" in changes:
+        _require_visible_area(by, changes["area"])
     tag_names = _normalise_tags(changes["tags"]) if "tags" in changes else None
     for name, value in changes.items():
         if name != "tags":
@@ -265,43 +272,3 @@ def idea_set_watching(*, idea: Idea, user: AbstractBaseUser, watching: bool) -> 
         idea.watchers.add(user)
     else:
         idea.watchers.remove(user)
-
-
-# ---------------------------------------------------------------- notifications
-
-
-def _email_text(activity: Activity) -> tuple[str, str]:
-    idea = activity.idea
-    subject = f"[{idea.key}] {activity.actor} {activity.get_kind_display()} {idea.title}"[:200]
-    lines = [f"{activity.actor} {activity.get_kind_display()} {idea.key}: {idea.title}"]
-    if activity.transition is not None:
-        lines.append(f"Status: {activity.transition.from_status} → {activity.transition.to_status}")
-        if activity.transition.note:
-            lines.append(f"Note: {activity.transition.note}")
-    if activity.comment is not None:
-        lines.append("")
-        lines.append(activity.comment.body)
-    return subject, "\n".join(lines)
-
-
-@transaction.atomic
-def activity_notify_watchers(*, activity_id: int) -> int:
-    """Give each watcher (except the actor) one in-app notification and one email; returns how many
-    were delivered now. Safe to repeat: recipients already notified are skipped."""
-    activity = (
-        Activity.objects.select_related("idea", "actor", "transition", "comment").filter(pk=activity_id).first()
-    )
-    if activity is None:  # the idea was deleted since; nothing left to say
-        return 0
-    already = Notification.objects.filter(activity=activity).values_list("recipient_id", flat=True)
-    recipients = list(activity.idea.watchers.exclude(pk=activity.actor_id).exclude(pk__in=already))
-    Notification.objects.bulk_create(
-        [Notification(recipient=user, activity=activity) for user in recipients], ignore_conflicts=True
-    )
-    subject, body = _email_text(activity)
-    addresses = [user.email for user in recipients if user.email]
-    if addresses:
-        # One message per watcher so no one sees the others' addresses.
-        for address in addresses:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
-    return len(recipients)

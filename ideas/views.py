@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ideas import permissions, selectors, services
+from ideas import permissions, selectors, services, visibility
 from ideas.errors import IllegalTransition
 from ideas.forms import (
     CommentForm,
@@ -22,6 +22,7 @@ from ideas.forms import (
 )
 from ideas.lifecycle import DECISION_REQUIRED, allowed_targets
 from ideas.models import Area, Idea
+from inbox import selectors as inbox_selectors
 
 IDEAS_PER_PAGE = 25
 
@@ -39,24 +40,27 @@ def home(request: HttpRequest) -> HttpResponse:
             "my_ideas": selectors.ideas_submitted_by(request.user),
             "triage": selectors.triage_queue(request.user),
             "piloted_areas": selectors.areas_piloted_by(request.user),
-            "activity": selectors.recent_activity(),
-            "notifications": selectors.notifications_for(request.user),
+            "activity": selectors.recent_activity(user=request.user),
+            "notifications": inbox_selectors.latest_messages(request.user),
         },
     )
 
 
 @login_required
 def idea_list(request: HttpRequest) -> HttpResponse:
-    form = IdeaFilterForm(request.GET or None, areas=selectors.area_filter_choices(), tags=selectors.tag_names())
+    form = IdeaFilterForm(request.GET or None, areas=selectors.area_filter_choices(user=request.user),
+                          tags=selectors.tag_names(user=request.user))
     filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
-    page = selectors.idea_list_page(filters=filters, number=request.GET.get("page"), per_page=IDEAS_PER_PAGE)
+    page = selectors.idea_list_page(user=request.user, filters=filters, number=request.GET.get("page"),
+                                    per_page=IDEAS_PER_PAGE)
     template = "ideas/_idea_results.html" if _is_htmx(request) else "ideas/idea_list.html"
     return render(request, template, {"form": form, "page": page})
 
 
 @login_required
 def idea_submit(request: HttpRequest) -> HttpResponse:
-    form = IdeaForm(request.POST or None, initial={"area": selectors.area_by_slug(request.GET.get("area", ""))})
+    initial = {"area": selectors.area_by_slug(request.GET.get("area", ""), user=request.user)}
+    form = IdeaForm(request.POST or None, initial=initial, areas=visibility.visible_areas(request.user))
     if request.method == "POST" and form.is_valid():
         try:
             idea = services.idea_create(submitter=request.user, **form.cleaned_data)
@@ -83,7 +87,7 @@ def idea_edit(request: HttpRequest, key: str) -> HttpResponse:
         "estimated_gpu_hours": idea.estimated_gpu_hours,
         "tags": ", ".join(idea.tags.values_list("name", flat=True)),
     }
-    form = IdeaForm(request.POST or None, initial=initial)
+    form = IdeaForm(request.POST or None, initial=initial, areas=visibility.visible_areas(request.user))
     if request.method == "POST" and form.is_valid():
         try:
             services.idea_update(idea=idea, by=request.user, changes=form.cleaned_data)
@@ -200,7 +204,7 @@ def area_list(request: HttpRequest) -> HttpResponse:
 
 def _areas_page(request: HttpRequest, *, failed_form: tuple[str, HandoverForm] | None = None,
                 status: int = 200) -> HttpResponse:
-    areas = list(selectors.areas_overview())
+    areas = list(selectors.areas_overview(user=request.user))
     forms = {area.slug: HandoverForm(prefix=area.slug) for area in areas if permissions.can_hand_over(request.user, area)}
     if failed_form is not None:
         forms[failed_form[0]] = failed_form[1]

@@ -30,6 +30,10 @@ def write_synced(path: Path, payload: bytes) -> None:
 def replace_atomically(path: Path, payload: bytes) -> None:
     """Readers of ``path`` see either its old content or ``payload``, never a partial write."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write_synced(temporary, payload)
+    try:
+        write_synced(temporary, payload)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # e.g. a full disk: leave no half-written temporary behind
+        raise
     os.replace(temporary, path)
     fsync_dir(path.parent)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from modelzoo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from modelzoo.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, save_checkpoint
 from modelzoo.config import ConfigError, Recipe
 from modelzoo.data import BatchSampler, CorpusError, build_corpus, validation_batches
 from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
@@ -42,7 +42,8 @@ _CHECKPOINT_TENSORS = ["model", "optimizer", "rng"]
 
 
 class TrainingFailure(RuntimeError):
-    """Training cannot continue (non-finite loss or gradient); ``step`` is the last completed step."""
+    """Training cannot continue (non-finite loss or gradient, no room for a checkpoint); ``step`` is the last
+    completed step."""
 
     def __init__(self, reason: str, step: int) -> None:
         super().__init__(reason)
@@ -340,6 +341,11 @@ class Run:
                 "time": time.time(),
             }
             tensors = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng_states}
-            path = save_checkpoint(self.files.checkpoints, self.step, tensors, state, self.cfg.keep_checkpoints)
+            try:
+                path = save_checkpoint(self.files.checkpoints, self.step, tensors, state, self.cfg.keep_checkpoints)
+            except CheckpointWriteError as error:
+                # A full disk ends the run cleanly: resuming later repeats only the steps since the last
+                # complete checkpoint, which the failed write left untouched.
+                raise TrainingFailure(error.strerror, self.step) from error
             log.info("checkpoint %s", path)
         barrier(self.ctx)

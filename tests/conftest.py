@@ -4,14 +4,16 @@ The services themselves are started by tests/support/plugin.py before Django rea
 """
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OfflineGuard, screenshot_name
 from tests.support.celery_processes import CeleryLauncher, CeleryProcess, SharedWorker, database_url
+from tests.support.gunicorn_server import GunicornServer
 from tests.support.plugin import SERVICES, TEST_PROCESSES
+from tests.support.postgres_cluster import PostgresCluster
 from tests.support.redis_server import RedisServer
 
 
@@ -37,6 +39,21 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     yield server
     if not server.is_running():
         server.start()
+
+
+# ------------------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
+    """The session's throw-away PostgreSQL cluster, for fault drills (`.restart()`, `.stop()`, `.start()`);
+    running again after the test even if the test left it stopped."""
+    cluster = request.config.stash[SERVICES].postgres
+    if cluster is None:
+        pytest.skip("the database is not this suite's throw-away PostgreSQL cluster; it will not restart it")
+    yield cluster
+    if not cluster.is_running():
+        cluster.start()
 
 
 # ------------------------------------------------------------------------------------------------ Celery
@@ -87,6 +104,47 @@ def celery_processes(request: pytest.FixtureRequest, _celery_launcher: CeleryLau
     request.node.stash[TEST_PROCESSES] = launcher.started
     yield launcher
     launcher.stop_all()
+
+
+# ------------------------------------------------------------------------------------------------- Web
+
+
+@pytest.fixture(scope="session")
+def _collected_static() -> None:
+    """With DEBUG off WhiteNoise serves STATIC_ROOT (the session's temp var dir); collected once, ~2 s."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def gunicorn_server(request: pytest.FixtureRequest, _collected_static: None, transactional_db: None,
+                    tmp_path: Path) -> Iterator[Callable[..., GunicornServer]]:
+    """`gunicorn_server(workers=2, threads=1, extra_args=[...], env={...})` starts real gunicorn
+    (`config.wsgi`, DEBUG off, on a free loopback port) on the test database and Redis and returns it once
+    every worker has loaded Django; call it again for a second server. All are stopped after the test.
+    Makes the test transactional: the server only sees committed rows."""
+    from django.db import connections
+
+    url = database_url(connections["default"].settings_dict)
+    started: list[GunicornServer] = []
+    # Their log tails go into the report of a failed test, like the Celery processes' (a copy: that list
+    # may be a Celery launcher's own).
+    reported = request.node.stash[TEST_PROCESSES] = list(request.node.stash.get(TEST_PROCESSES, []))
+
+    def start(*, workers: int = 2, threads: int = 1, extra_args: Sequence[str] = (),
+              env: dict[str, str] | None = None) -> GunicornServer:
+        name = f"gunicorn-{len(started) + 1}"
+        server = GunicornServer(database_url=url, log_path=tmp_path / f"{name}.log", workers=workers,
+                                threads=threads, extra_args=extra_args, env=env, name=name)
+        started.append(server)
+        reported.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 # ----------------------------------------------------------------------------------------------- Browser

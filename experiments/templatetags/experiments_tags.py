@@ -8,7 +8,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from experiments import queries, selectors
+from experiments import queries, queue_status, selectors
 from experiments.analysis import Difference
 from experiments.forms import AblationForm
 from experiments.models import RunStatus
@@ -65,8 +65,15 @@ class IdeaPanel:
 @register.simple_tag(takes_context=True)
 def idea_experiments(context: template.Context, idea: Idea) -> IdeaPanel:
     """The idea's newest studies with status and verdict, and the ablation form if the user may launch."""
-    studies = queries.studies_with_arms(idea_id=idea.pk)[:IDEA_PANEL_STUDIES]
-    baselines = selectors.baselines_latest()
     user = context["request"].user
+    # A study of this idea and an idea of a restricted area is shown only to those who may see that area.
+    studies = queries.studies_with_arms(idea_id=idea.pk, user=user)[:IDEA_PANEL_STUDIES]
+    baselines = selectors.baselines_latest()
     form = AblationForm(baselines=baselines) if baselines and can_launch_study(user, [idea]) else None
     return IdeaPanel(rows=study_rows(studies), form=form)
+
+
+@register.inclusion_tag("experiments/_queue_warning.html")
+def job_queue_warning() -> dict:
+    """A warning banner while the job queue is unreachable: launches still work, their runs wait."""
+    return {"queue_down": not queue_status.job_queue_reachable()}

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from ideas import services as ideas
-from ideas.models import Notification
+from inbox.models import Message
 from tests.support.plugin import Services, provide_database
 from tests.support.processes import live_group_members
 
@@ -53,7 +53,7 @@ def test_the_database_is_really_postgresql():
 
 def test_a_task_runs_in_the_worker_process_against_the_test_database(celery_worker):
     idea, submitter = _comment_on_someone_elses_idea()
-    assert _wait_for(lambda: Notification.objects.filter(recipient=submitter, activity__idea=idea).exists()), \
+    assert _wait_for(lambda: Message.objects.filter(recipient=submitter, link=idea.get_absolute_url()).exists()), \
         celery_worker.log_tail()
     assert "succeeded" in celery_worker.log_text()
 
@@ -61,7 +61,7 @@ def test_a_task_runs_in_the_worker_process_against_the_test_database(celery_work
 def test_the_shared_worker_keeps_working_across_a_redis_restart(celery_worker, redis_server):
     redis_server.restart()
     idea, submitter = _comment_on_someone_elses_idea()
-    assert _wait_for(lambda: Notification.objects.filter(recipient=submitter, activity__idea=idea).exists()), \
+    assert _wait_for(lambda: Message.objects.filter(recipient=submitter, link=idea.get_absolute_url()).exists()), \
         celery_worker.log_tail()
 
 

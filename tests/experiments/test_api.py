@@ -89,7 +89,7 @@ def test_reading_needs_sign_in_but_nothing_else(outsider, two_ideas, fast_baseli
                                   seeds=[0], max_steps=4)
     run = study.runs.first()
 
-    assert APIClient().get(f"/api/v1/studies/{study.pk}/").status_code == 403
+    assert APIClient().get(f"/api/v1/studies/{study.pk}/").status_code == 401  # no credentials: Bearer challenge
     assert _client(outsider).get(f"/api/v1/studies/{study.pk}/").status_code == 200
     assert _client(outsider).get(f"/api/v1/runs/{run.pk}/").status_code == 200
     assert _client(outsider).post(f"/api/v1/runs/{run.pk}/cancel/").status_code == 403

@@ -57,7 +57,7 @@ def _figures(html: str) -> dict[str, dict]:
 def test_the_study_page_shows_grid_verdict_marginals_and_charts(web, finished_integration,
                                                                  django_assert_num_queries):
     study = finished_integration
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(17):  # 16 + the inbox badge's unread COUNT
         response = web.get(f"/experiments/studies/{study.pk}/")
 
     html = response.content.decode()
@@ -106,7 +106,7 @@ def test_the_study_list_has_a_constant_query_count(web, pic, make_idea, fast_bas
                                       seeds=[0, 1], max_steps=10)
         finish_study(study, steps=10, eval_every=5)
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):  # 9 + the inbox badge's unread COUNT
         response = web.get("/experiments/")
 
     assert response.status_code == 200

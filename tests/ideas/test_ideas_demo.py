@@ -2,8 +2,9 @@
 import io
 
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
+from accounts.services import hash_secret
 from ideas.demo import seed
 from ideas.demo_data import AREAS, DEMO_PASSWORD
 from ideas.lifecycle import Status
@@ -35,5 +36,5 @@ def test_create_api_token_prints_a_working_token(make_user, area, client):
     out = io.StringIO()
     call_command("create_api_token", "tina", stdout=out)
     key = out.getvalue().strip()
-    assert Token.objects.get(user__username="tina").key == key
-    assert client.get("/api/v1/areas/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    assert ApiToken.objects.get(owner__username="tina").key_hash == hash_secret(key)  # only the hash is kept
+    assert client.get("/api/v1/areas/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200

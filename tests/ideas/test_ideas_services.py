@@ -1,11 +1,10 @@
 """Unit tests of the ideas services: keys, validation, editing, handover, volunteering, comments, watching."""
 import pytest
-from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from ideas import services
 from ideas.lifecycle import Status
-from ideas.models import Activity, IdeaKeyCounter, Notification, PicHandover
+from ideas.models import Activity, IdeaKeyCounter, PicHandover
 
 
 def test_it_issues_sequential_zero_padded_keys(make_idea):
@@ -140,30 +139,6 @@ def test_empty_comments_are_refused(idea, member):
     with pytest.raises(ValidationError) as caught:
         services.comment_create(idea=idea, author=member, body="")
     assert "body" in caught.value.message_dict
-
-
-def test_notifying_watchers_is_idempotent_and_skips_the_actor(idea, submitter, member, pic):
-    services.idea_set_watching(idea=idea, user=member, watching=True)
-    transition = services.idea_transition(idea=idea, to_status=Status.TRIAGED, by=pic, note="in scope")
-    activity = Activity.objects.get(transition=transition)
-    mail.outbox.clear()
-
-    assert services.activity_notify_watchers(activity_id=activity.pk) == 2
-    assert services.activity_notify_watchers(activity_id=activity.pk) == 0
-
-    assert sorted(n.recipient.username for n in Notification.objects.filter(activity=activity)) == ["mona", "sam"]
-    assert sorted(message.to[0] for message in mail.outbox) == ["mona@example.org", "sam@example.org"]
-    assert "IDEA-0001" in mail.outbox[0].subject and "triaged" in mail.outbox[0].body
-
-
-def test_the_actor_is_not_notified_of_their_own_comment(idea, submitter):
-    comment = services.comment_create(idea=idea, author=submitter, body="Adding a note.")
-    activity = Activity.objects.get(comment=comment)
-    assert services.activity_notify_watchers(activity_id=activity.pk) == 0
-
-
-def test_notifying_a_deleted_activity_does_nothing(db):
-    assert services.activity_notify_watchers(activity_id=987654) == 0
 
 
 def test_inactive_users_cannot_submit(area, make_user):

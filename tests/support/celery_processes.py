@@ -81,8 +81,14 @@ class CeleryLauncher:
                    f"--concurrency={concurrency}", f"--pool={pool}", "--loglevel=INFO",
                    # Gossip, mingle and heartbeats only slow the start down; the tests talk to one node.
                    "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args]
-        process = self._start(command, name=name, env=env)
-        wait_until(lambda: _answers_ping(name), timeout=ready_timeout, what=f"celery worker {name}",
+        return self.worker_from_command(command, node=name, env=env, ready_timeout=ready_timeout)
+
+    def worker_from_command(self, command: Sequence[str], *, node: str, env: dict[str, str] | None = None,
+                            ready_timeout: float = 60) -> CeleryProcess:
+        """Start a worker with a command line of your own (e.g. a deployment script such as
+        platform/add-gpu-host) and return once node ``node`` answers `inspect ping`."""
+        process = self._start(list(command), name=node, env=env)
+        wait_until(lambda: _answers_ping(node), timeout=ready_timeout, what=f"celery worker {node}",
                    alive=process.is_running, log=process.log_path)
         return process
 

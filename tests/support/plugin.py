@@ -130,5 +130,5 @@ def _stop(services: Services) -> None:
     if services.redis is not None:
         services.redis.stop()
     if services.postgres is not None:
-        services.postgres.stop()
+        services.postgres.remove()
     shutil.rmtree(services.temp_dir, ignore_errors=True)

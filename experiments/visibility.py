@@ -1,0 +1,42 @@
+"""Which studies and runs a user may see: the reading policy of ``ideas.visibility`` carried over.
+
+A study is hidden when any of its ideas is in a restricted area the user may not see. A run is visible
+when any study containing it (its own, or the study of an arm that shares it) is visible. Both are one SQL
+subquery, so lists stay at a constant query count.
+"""
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from experiments.models import Arm, Run, Study, StudyIdea
+from ideas.visibility import User, hidden_areas, sees_everything
+
+
+def study_q(user: User, path: str = "") -> Q:
+    """A filter keeping studies (or rows whose study is reached by ``path``, e.g. ``"study"``) ``user`` may see."""
+    if sees_everything(user):
+        return Q()
+    hidden = StudyIdea.objects.filter(idea__area__in=hidden_areas(user)).values("study_id")
+    return ~Q(**{f"{path or 'pk'}__in": hidden})
+
+
+def visible_studies(user: User) -> QuerySet[Study]:
+    return Study.objects.filter(study_q(user))
+
+
+def run_q(user: User) -> Q:
+    """A filter keeping the runs ``user`` may see: its own study visible, or an arm sharing it in one that is."""
+    if sees_everything(user):
+        return Q()
+    shared = Arm.runs.through.objects.filter(run_id=OuterRef("pk"), arm__study__in=visible_studies(user))
+    return study_q(user, "study") | Q(Exists(shared))
+
+
+def visible_runs(user: User) -> QuerySet[Run]:
+    return Run.objects.filter(run_q(user))
+
+
+def can_view_study(user: User, study: Study) -> bool:
+    return sees_everything(user) or visible_studies(user).filter(pk=study.pk).exists()
+
+
+def can_view_run(user: User, run: Run) -> bool:
+    return sees_everything(user) or visible_runs(user).filter(pk=run.pk).exists()

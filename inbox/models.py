@@ -1,0 +1,53 @@
+"""A delivered message per recipient, and each user's email preference."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+USER = settings.AUTH_USER_MODEL
+
+
+class Message(models.Model):
+    """One event as one recipient sees it. ``dedupe_key`` names the event; unique per recipient, so a
+    repeated delivery (Celery retry, redelivered message) never shows or mails anything twice."""
+
+    class Kind(models.TextChoices):
+        IDEA_SUBMITTED = "idea_submitted", "idea submitted"
+        IDEA_EDITED = "idea_edited", "idea edited"
+        IDEA_TRANSITION = "idea_transition", "idea moved"
+        IDEA_COMMENT = "idea_comment", "comment"
+        STUDY_FINISHED = "study_finished", "study finished"
+        REQUEST_REVIEWED = "request_reviewed", "request reviewed"
+
+    recipient = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="inbox_messages")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    subject = models.CharField(max_length=200)
+    body = models.TextField(blank=True, help_text="plain text")
+    link = models.CharField(max_length=500, blank=True, help_text="site-relative URL of what the message is about")
+    dedupe_key = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["dedupe_key", "recipient"], name="inbox_message_once")]
+        indexes = [
+            models.Index(fields=["recipient", "-created_at"], name="inbox_message_recipient_idx"),
+            # The nav badge counts a user's unread messages on every page; this partial index keeps it small.
+            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_message_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} · {self.subject}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None
+
+
+class EmailPreference(models.Model):
+    """A user's choice about notification email; no row means email is on."""
+
+    user = models.OneToOneField(USER, on_delete=models.CASCADE, primary_key=True, related_name="inbox_email_preference")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)

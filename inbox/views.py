@@ -1,0 +1,65 @@
+"""The inbox page and its htmx actions. Thin: parse, one service or selector call, render."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from inbox import selectors, services
+from inbox.forms import EmailPreferenceForm
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    page = selectors.inbox_page(request.user, number=request.GET.get("page"))
+    form = EmailPreferenceForm(initial={"email": selectors.email_enabled(request.user)})
+    return render(request, "inbox/inbox.html", {"page": page, "form": form})
+
+
+@login_required
+def message_open(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Follow a message's link; opening it marks it read, as in any mail client."""
+    message = services.message_mark_read(user=request.user, message_id=message_id)
+    # inbox.sources writes site-relative links; the check keeps this from ever being an open redirect.
+    if not url_has_allowed_host_and_scheme(message.link, allowed_hosts={request.get_host()}):
+        return redirect("inbox:index")
+    return redirect(message.link)
+
+
+@require_POST
+@login_required
+def message_read(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = services.message_mark_read(user=request.user, message_id=message_id)
+    if _is_htmx(request):
+        context = {"message": message, "unread_count": selectors.unread_count(request.user)}
+        return render(request, "inbox/_message_read.html", context)
+    return redirect("inbox:index")
+
+
+@require_POST
+@login_required
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    count = services.messages_mark_all_read(user=request.user)
+    if _is_htmx(request):
+        page = selectors.inbox_page(request.user, number=request.GET.get("page"))
+        return render(request, "inbox/_messages.html", {"page": page, "unread_count": 0, "oob_badge": True})
+    messages.success(request, f"Marked {count} message{'s' if count != 1 else ''} read.")
+    return redirect("inbox:index")
+
+
+@require_POST
+@login_required
+def email_preference(request: HttpRequest) -> HttpResponse:
+    form = EmailPreferenceForm(request.POST)
+    form.is_valid()  # a missing checkbox means "off": the form has no invalid input
+    services.email_preference_set(user=request.user, enabled=form.cleaned_data["email"])
+    if form.cleaned_data["email"]:
+        messages.success(request, "Email notifications on.")
+    else:
+        messages.success(request, "Email notifications off; the inbox still collects everything.")
+    return redirect("inbox:index")
