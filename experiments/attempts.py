@@ -159,7 +159,8 @@ def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, 
     if state == S.PREEMPTED:
         attempt_create(run=run)
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
-    inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)  # told once its last run has ended
+    if state != S.PREEMPTED:  # a preempted run resumes: its study has not ended
+        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)  # told once its last run has ended
 
 
 @transaction.atomic

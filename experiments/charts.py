@@ -7,11 +7,13 @@ a large study page fast; tests validate the output against plotly's schema.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from redis import RedisError
 
 from experiments import curves, queries
 from experiments.analysis import ArmResult
@@ -197,8 +199,13 @@ def cached_study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: f
         (study.pk, study.created_at.isoformat(), smoothing, [(run.pk, run.status, run.step) for run in runs])
     ).encode()).hexdigest()[:32]
     key = f"experiments:study-charts:{fingerprint}"
-    charts = cache.get(key)
+    try:
+        charts = cache.get(key)
+    except RedisError:
+        # The cache lives in Redis: while it is down the page draws its charts uncached instead of failing.
+        return study_charts(study, arms, smoothing=smoothing)
     if charts is None:
         charts = study_charts(study, arms, smoothing=smoothing)
-        cache.set(key, charts, CACHE_SECONDS)
+        with contextlib.suppress(RedisError):  # Redis went away since the get
+            cache.set(key, charts, CACHE_SECONDS)
     return charts

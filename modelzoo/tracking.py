@@ -9,6 +9,8 @@ continues one history. wandb's files live in ``<run dir>/wandb``.
 from __future__ import annotations
 
 import os
+import secrets
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,9 @@ def resolve_mode(requested: str | None) -> str:
 
 
 def new_run_id() -> str:
-    import wandb
-
-    return wandb.util.generate_id()
+    """A fresh wandb-style run id: 8 lowercase letters and digits (wandb itself no longer exports its helper)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class Tracker:

@@ -101,3 +101,11 @@ def test_wandb_logs_offline_into_the_run_directory_by_default(tmp_path: Path, da
     logged = history.read_bytes()
     for key in (b"train_loss", b"val_loss", b"grad_norm", b"tokens_per_s", b"moe_imbalance"):
         assert key in logged, key
+
+
+def test_a_new_wandb_run_id_is_eight_lowercase_letters_or_digits_and_fresh_each_time():
+    from modelzoo.tracking import new_run_id
+
+    ids = {new_run_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(run_id) == 8 and run_id.isalnum() and run_id == run_id.lower() for run_id in ids)

@@ -22,7 +22,6 @@ from django.urls import reverse
 from experiments import launcher, services
 from experiments.models import Run, RunStatus
 from modelzoo.checkpoint import MARKER, latest_checkpoint, load_checkpoint
-from tests.experiments.conftest import area, fast_baseline, make_idea, pic, staff, volunteer  # noqa: F401
 from tests.experiments.helpers import runs_when_done, wait_until
 from tests.modelzoo.train_runner import REPO, start_train, train_command, train_env
 

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
+from experiments import services
 from experiments.models import Attempt, Run, RunStatus, Study
-from tests.experiments.conftest import area, fast_baseline, make_idea, pic, staff, volunteer  # noqa: F401
+from tests.experiments.finished_runs import finish_study
 from tests.experiments.helpers import runs_when_done, wait_until
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.timeout(300)]
@@ -96,3 +97,15 @@ def test_a_launch_while_redis_is_down_stays_queued_with_a_warning_and_runs_when_
     assert worker.is_running(), "the worker reconnected instead of dying"
     print(f"launch with Redis down: {latency:.2f}s; runs finished {started_after:.0f}s after Redis returned")
     assert not Run.objects.filter(study=study).exclude(status=RunStatus.SUCCEEDED).exists()
+
+
+def test_a_finished_study_page_draws_its_charts_while_redis_is_down(redis_server, pic, make_idea, fast_baseline,
+                                                                    client) -> None:
+    study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast", seeds=[0], max_steps=50,
+                                  ideas=[make_idea("Lower LR", {"optim.lr": 0.002}).key])
+    finish_study(study)
+    client.force_login(pic)
+    redis_server.stop()  # finished studies' charts are cached in Redis
+    wait_until(lambda: WARNING in page_text(client, reverse("experiments:study_detail", args=[study.pk])),
+               timeout=20, what="the study page with its warning")
+    assert 'id="chart-train_loss"' in page_text(client, reverse("experiments:study_detail", args=[study.pk]))

@@ -72,8 +72,9 @@ def test_a_killed_web_worker_is_replaced_and_loses_at_most_its_in_flight_request
     pages = ["/", "/ideas/", f"/ideas/{idea.key}", "/areas/", "/experiments/"]
     comment_path = f"/ideas/{idea.key}/comments/"
 
-    server = gunicorn_server(workers=WORKERS, threads=THREADS_PER_WORKER)
-    first = SiteClient(server.url)
+    # No recycling (production recycles after ~1000 requests): the only replaced worker is the killed one.
+    server = gunicorn_server(workers=WORKERS, threads=THREADS_PER_WORKER, extra_args=["--max-requests", "0"])
+    first = SiteClient(server.url, timeout=60)  # generous: a loaded 2-core machine queues requests for seconds
     assert first.get("/static/css/site.css").status == 200  # WhiteNoise serves the collected files
     first.login(user.username, PASSWORD)
 

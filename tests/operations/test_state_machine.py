@@ -85,6 +85,17 @@ def make_world() -> World:
     compute_services.allocation_set(cycle=current, pool=pool, area=area, gpu_hours=Decimal("100"), actor=reviewer)
     experiment_services.baseline_save(name="tiny-fast", recipe="tiny-ci",
                                       overrides={"train.batch_size": 2, "train.seq_len": 32})
+    # Every kind of state from the first step on, so short examples already try to leave it: a succeeded run
+    # (one step from a resume), a queued one, a landed idea and a parked one.
+    study = experiment_services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",
+                                             ideas=[ideas[0].key], seeds=[0, 1], max_steps=10)
+    done = attempts.attempt_claim(study.runs.order_by("pk").first().attempts.get().pk, host=HOSTS[0], slot_ids=None)
+    attempts.attempt_started(done.attempt.pk, pid=None, pgid=None)
+    attempts.attempt_finish(done.attempt.pk, host=HOSTS[0], state=RunStatus.SUCCEEDED, reason="finished")
+    for to_status in (Status.TRIAGED, Status.IN_ABLATION, Status.IN_INTEGRATION, Status.LANDED):
+        idea_services.idea_transition(idea=ideas[1], to_status=to_status, by=pic,
+                                      decision=idea_services.DecisionInput(summary="It helped."))
+    idea_services.idea_transition(idea=ideas[2], to_status=Status.PARKED, by=pic)
     return World(pic=pic, reviewer=reviewer, member=member, ideas=ideas, pool=pool, current=current,
                  upcoming=upcoming)
 
