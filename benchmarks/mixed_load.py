@@ -7,7 +7,8 @@
    platform/gunicorn.conf.py (sync workers, 2 × cores + 1) and DATABASE_CONN_MAX_AGE=60 as in
    platform/flightdeck.env.example (tests/support/gunicorn_server.py).
 2. ``--clients`` threads each sign in once through the login form as one of the demo users, open the idea
-   list, the study list and a study page to learn keys and ids (not measured), and then, for ``--seconds``,
+   list, the study list and a study page to learn keys and ids (not measured; SETUP_CONCURRENCY clients at a
+   time), and then, for ``--seconds``,
    loop: think (uniform 0.5×–1.5× ``--think``; 0 = closed loop), pick an action by weight, send it once
    (no retries, redirects not followed). The actions and their weights are in ACTIONS.
 3. Prints per-action and overall requests, req/s, p50/p95/p99/max latency and errors (a broken connection,
@@ -222,14 +223,27 @@ class Sample:
     error: str  # "" when the request succeeded
 
 
+# Clients signing in and looking around at the same time, before the measured window. Sign-in is slow on purpose
+# (PBKDF2, hundreds of ms of CPU each): all 50 at once on a busy 2-core machine queued past the client's 60 s timeout.
+SETUP_CONCURRENCY = 4
+
+
 def _client_loop(index: int, server: GunicornServer, user: str, password: str, live_title: str, think: float,
-                 ready: threading.Barrier, window: dict[str, float], samples: list[Sample],
-                 lock: threading.Lock) -> None:
+                 ready: threading.Barrier, setup_slots: threading.Semaphore, window: dict[str, float],
+                 samples: list[Sample], lock: threading.Lock) -> None:
     rng = random.Random(index)
     client = SiteClient(server.url, timeout=60)
-    client.login(user, password)
-    known = _discover(client, live_title)
-    ready.wait()
+    try:
+        with setup_slots:
+            client.login(user, password)
+            known = _discover(client, live_title)
+    except BaseException:
+        ready.abort()  # the other clients must not wait for this one forever
+        raise
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:  # another client failed its set-up (its traceback says why)
+        return
     weights = [action.weight for action in ACTIONS]
     mine: list[Sample] = []
     while True:
@@ -343,8 +357,9 @@ def main() -> None:
         window["cpu"], window["busy"], window["client_cpu"] = _cpu_seconds(server), _machine_busy(), time.process_time()
 
     ready = threading.Barrier(args.clients, action=begin_window)
+    setup_slots = threading.Semaphore(SETUP_CONCURRENCY)
     threads = [threading.Thread(target=_client_loop, args=(n, server, users[n % len(users)], password, LIVE_TITLE,
-                                                            args.think, ready, window, samples, lock))
+                                                            args.think, ready, setup_slots, window, samples, lock))
                for n in range(args.clients)]
     load_before = os.getloadavg()
     try:
@@ -352,6 +367,8 @@ def main() -> None:
             thread.start()
         for thread in threads:
             thread.join()
+        if ready.broken:
+            sys.exit("a client failed to sign in or to look around before the window; nothing was measured")
         cpu = _cpu_seconds(server) - window["cpu"]
         busy_after = _machine_busy()
         # The client threads share the 2 cores with the server: their CPU is part of the picture.

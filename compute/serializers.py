@@ -73,7 +73,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 class RequestSerializer(serializers.ModelSerializer):
     area = serializers.CharField(source="area.slug")
-    idea = serializers.CharField(source="idea.key", default=None)
+    idea = serializers.CharField(source="idea.key", default=None, allow_null=True)  # null: an area request
     pool = serializers.CharField(source="pool.name")
     requester = serializers.CharField(source="requester.username")
     gpu_hours = hours_field()

@@ -61,6 +61,28 @@ def study_detail(study_id: int, *, user: User | None = None) -> Study:
     )
 
 
+# The run fields the polled fragments (progress grid, results, a run's live panel) read. Not the resolved config
+# and overrides: JSON documents no fragment shows, and loading them with everything else made polls cost as
+# much CPU as whole pages.
+POLLED_RUN_FIELDS = ("id", "public_id", "study_id", "seed", "status", "step", "max_steps", "tokens", "tokens_per_s",
+                     "eta_seconds")
+
+
+def study_for_polls(study_id: int, *, user: User) -> Study:
+    """What the study page's polled fragments read, and no more: the study, its runs and its arms in order with
+    their runs (``POLLED_RUN_FIELDS`` only; no baseline, ideas or attempts) — four queries instead of
+    ``study_detail``'s seven. Raises Study.DoesNotExist, also when ``user`` may not see it."""
+    runs = Run.objects.order_by("id").only(*POLLED_RUN_FIELDS)
+    return (
+        Study.objects.filter(study_q(user))
+        # Study runs (status) before arm runs (results), for the reason given in study_detail.
+        .prefetch_related(Prefetch("runs", queryset=runs),
+                          Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
+                              Prefetch("runs", queryset=runs))))
+        .get(pk=study_id)
+    )
+
+
 def study_status(runs: Iterable[Run]) -> str:
     """One word for a study: running while any run is live, then failed / cancelled if any run ended so
     (preempted runs are re-queued, so they count as live), else succeeded."""
@@ -82,6 +104,13 @@ def run_detail(run_id: int | None = None, *, public_id: str | None = None, user:
     if user is not None:
         runs = runs.filter(run_q(user))
     return runs.get(pk=run_id) if public_id is None else runs.get(public_id=public_id)
+
+
+def run_for_polls(run_id: int, *, user: User) -> Run:
+    """A run with what its polled live panel reads: ``POLLED_RUN_FIELDS`` and its attempts (no study, arms or
+    config). Raises Run.DoesNotExist, also when ``user`` may not see it."""
+    runs = Run.objects.filter(run_q(user)).only(*POLLED_RUN_FIELDS)
+    return runs.prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("number"))).get(pk=run_id)
 
 
 def latest_attempt(run: Run) -> Attempt | None:

@@ -4,6 +4,7 @@ Anyone signed in may look, except at restricted areas' work (``experiments.visib
 decide who may launch, cancel and resume."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -36,17 +37,18 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _study(request: HttpRequest, study_id: int) -> Study:
-    """The study as the user may see it: 404 also when hidden (restricted area), never revealing it exists."""
+def _study(request: HttpRequest, study_id: int, selector: Callable[..., Study] = selectors.study_detail) -> Study:
+    """The study as the user may see it: 404 also when hidden (restricted area), never revealing it exists.
+    ``selector``: how much of it to load (the polled fragments need less than the page)."""
     try:
-        return selectors.study_detail(study_id, user=request.user)
+        return selector(study_id, user=request.user)
     except Study.DoesNotExist:
         raise Http404(f"no study {study_id}") from None
 
 
-def _run(request: HttpRequest, run_id: int) -> Run:
+def _run(request: HttpRequest, run_id: int, selector: Callable[..., Run] = selectors.run_detail) -> Run:
     try:
-        return selectors.run_detail(run_id, user=request.user)
+        return selector(run_id, user=request.user)
     except Run.DoesNotExist:
         raise Http404(f"no run {run_id}") from None
 
@@ -126,13 +128,14 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
 @login_required
 def study_progress(request: HttpRequest, study_id: int) -> HttpResponse:
     """The arms × seeds grid, polled by the study page while runs are live."""
-    return render(request, "experiments/_study_progress.html", _progress_context(_study(request, study_id)))
+    study = _study(request, study_id, selectors.study_for_polls)
+    return render(request, "experiments/_study_progress.html", _progress_context(study))
 
 
 @login_required
 def study_results_fragment(request: HttpRequest, study_id: int) -> HttpResponse:
     """Verdict, marginals and charts; polled while live, and re-requested when the smoothing changes."""
-    study = _study(request, study_id)
+    study = _study(request, study_id, selectors.study_for_polls)
     live = selectors.study_status(study.runs.all()) in (RunStatus.QUEUED, RunStatus.RUNNING)
     return render(request, "experiments/_study_results.html", _results_context(request, study, live))
 
@@ -276,7 +279,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
     """Status, progress and log tail of a run, polled by the run page while it is live."""
-    return render(request, "experiments/_run_live.html", _run_live_context(_run(request, run_id)))
+    return render(request, "experiments/_run_live.html", _run_live_context(_run(request, run_id, selectors.run_for_polls)))
 
 
 @login_required

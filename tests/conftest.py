@@ -1,14 +1,21 @@
-"""Suite-wide fixtures: Redis, Celery processes and a headless browser (see tests/support/README.md).
+"""Suite-wide fixtures: Redis, Celery processes, a headless browser (see tests/support/README.md), and the
+people, area and fast baseline that the app suites share.
 
 The services themselves are started by tests/support/plugin.py before Django reads its settings.
 """
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 
+from experiments.models import Baseline
+from ideas import services as idea_services
+from ideas.models import Area
+from tests.support import people
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OfflineGuard, screenshot_name
 from tests.support.celery_processes import CeleryLauncher, CeleryProcess, SharedWorker, database_url
 from tests.support.gunicorn_server import GunicornServer
@@ -30,15 +37,21 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 # ------------------------------------------------------------------------------------------------- Redis
 
 
+def _kept_running(service: RedisServer | PostgresCluster | None, not_owned: str) -> Iterator:
+    """Yield one of the session's own services (skip with ``not_owned`` when it came from outside), and start it
+    again after the test if the test left it stopped."""
+    if service is None:
+        pytest.skip(not_owned)
+    yield service
+    if not service.is_running():
+        service.start()
+
+
 @pytest.fixture
 def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     """The session's throw-away Redis; running again after the test even if the test stopped or killed it."""
-    server = request.config.stash[SERVICES].redis
-    if server is None:
-        pytest.skip("REDIS_URL points at a Redis this suite does not own; it will not restart or clear it")
-    yield server
-    if not server.is_running():
-        server.start()
+    yield from _kept_running(request.config.stash[SERVICES].redis,
+                             "REDIS_URL points at a Redis this suite does not own; it will not restart or clear it")
 
 
 # ------------------------------------------------------------------------------------------- PostgreSQL
@@ -48,12 +61,8 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
 def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
     """The session's throw-away PostgreSQL cluster, for fault drills (`.restart()`, `.stop()`, `.start()`);
     running again after the test even if the test left it stopped."""
-    cluster = request.config.stash[SERVICES].postgres
-    if cluster is None:
-        pytest.skip("the database is not this suite's throw-away PostgreSQL cluster; it will not restart it")
-    yield cluster
-    if not cluster.is_running():
-        cluster.start()
+    yield from _kept_running(request.config.stash[SERVICES].postgres,
+                             "the database is not this suite's throw-away PostgreSQL cluster; it will not restart it")
 
 
 # ------------------------------------------------------------------------------------------------ Celery
@@ -190,3 +199,65 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., 
         return path
 
     return take
+
+
+# ------------------------------------------------------------------------------------------------ People
+# The cast of the app suites, made by tests/support/people.py: `staff` (stella), `pic` (pia, PIC of `area`),
+# `volunteer` (vic, volunteer of `area`), `member` (mona, signed in, no area), `submitter` (sam). A directory's
+# conftest overrides what differs there. Tests assert these usernames and the area's slug.
+
+
+@pytest.fixture
+def fast_password_hashing(settings) -> None:
+    settings.PASSWORD_HASHERS = people.FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture
+def user_password() -> str | None:
+    """The password `make_user` gives: none (tests sign in with force_login). A directory whose tests sign in
+    through the login form overrides this with an autouse fixture that uses `fast_password_hashing` and returns
+    people.PASSWORD."""
+    return None
+
+
+@pytest.fixture
+def make_user(db, user_password: str | None) -> Callable[..., User]:
+    """`make_user("name", reviewer=True, is_staff=True, ...)`: see people.create_user."""
+    return functools.partial(people.create_user, password=user_password)
+
+
+@pytest.fixture
+def staff(make_user: Callable[..., User]) -> User:
+    return make_user("stella", is_staff=True)
+
+
+@pytest.fixture
+def pic(make_user: Callable[..., User]) -> User:
+    return make_user("pia")
+
+
+@pytest.fixture
+def volunteer(make_user: Callable[..., User]) -> User:
+    return make_user("vic")
+
+
+@pytest.fixture
+def member(make_user: Callable[..., User]) -> User:
+    return make_user("mona")
+
+
+@pytest.fixture
+def submitter(make_user: Callable[..., User]) -> User:
+    return make_user("sam")
+
+
+@pytest.fixture
+def area(staff: User, pic: User, volunteer: User) -> Area:
+    area = idea_services.area_create(slug="moe-routing", name="MoE routing", pic=pic, by=staff)
+    idea_services.area_volunteer(area=area, user=volunteer)
+    return area
+
+
+@pytest.fixture
+def fast_baseline(db) -> Baseline:
+    return people.create_fast_baseline()

@@ -1,5 +1,5 @@
 """People for the accounts tests, rate-limit counters reset before each test, and the login helper."""
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -7,14 +7,13 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from accounts.ratelimit import KEY_PREFIX
-
-PASSWORD = "pw-for-tests-1"
+from tests.support.people import PASSWORD
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # The default hasher costs ~0.3 s per check by design; these tests sign in many times.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def user_password(fast_password_hashing: None) -> str:
+    """These tests sign in through the login form many times, so their people have a (fast-hashed) password."""
+    return PASSWORD
 
 
 @pytest.fixture(autouse=True)
@@ -28,18 +27,14 @@ def fresh_rate_limits() -> Iterator[None]:
     client.close()
 
 
-def _make_user(username: str) -> User:
-    return User.objects.create_user(username=username, email=f"{username}@example.org", password=PASSWORD)
+@pytest.fixture
+def owner(make_user: Callable[..., User]) -> User:
+    return make_user("olga")
 
 
 @pytest.fixture
-def owner(db) -> User:
-    return _make_user("olga")
-
-
-@pytest.fixture
-def outsider(db) -> User:
-    return _make_user("oscar")
+def outsider(make_user: Callable[..., User]) -> User:
+    return make_user("oscar")
 
 
 @pytest.fixture

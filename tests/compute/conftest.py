@@ -1,33 +1,17 @@
-"""Fixtures for the compute tests: people in each role, an area with ideas, pools and cycles in each phase.
+"""Fixtures for the compute tests: reviewers, an area with an idea, pools and cycles in each phase; `staff`,
+`pic` and `member` are the suite's people (tests/conftest.py).
 
 Everything is made through the real services (ideas' and compute's); pools are admin-managed rows.
 """
 from datetime import datetime
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from compute import services
 from compute.cycles import Calendar, Phase
 from compute.models import Cycle, Pool
 from ideas import services as idea_services
-
-
-@pytest.fixture
-def make_user(django_user_model):
-    def make(username: str, *, reviewer: bool = False, staff: bool = False):
-        user = django_user_model.objects.create_user(username=username, is_staff=staff)  # no password: hashing is slow
-        if reviewer:
-            user.groups.add(Group.objects.get_or_create(name="reviewers")[0])
-        return user
-
-    return make
-
-
-@pytest.fixture
-def staff(make_user):
-    return make_user("staff", staff=True)
 
 
 @pytest.fixture
@@ -38,16 +22,6 @@ def reviewer(make_user):
 @pytest.fixture
 def second_reviewer(make_user):
     return make_user("rob", reviewer=True)
-
-
-@pytest.fixture
-def pic(make_user):
-    return make_user("pia")
-
-
-@pytest.fixture
-def member(make_user):
-    return make_user("max")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""People and areas for the ideas tests, all made through the real services.
+"""The ideas tests' own people, areas and ideas, made through the real services; `staff`, `pic`, `member` and
+`submitter` are the suite's (tests/conftest.py).
 
 Roles: `staff`; `pic` (PIC of `area`); `other_pic` (PIC of `other_area`); `member` (signed-in, no area);
 `submitter` (member who submits the ideas under test).
@@ -11,53 +12,23 @@ from django.test import Client
 
 from ideas import services
 from ideas.models import Area, Idea
-
-
-PASSWORD = "pw-for-tests-1"
+from tests.support.people import PASSWORD
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # The default hasher costs ~0.3 s per user by design; these tests create several users each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _make_user(username: str, **flags: bool) -> User:
-    return User.objects.create_user(username=username, email=f"{username}@example.org", password=PASSWORD, **flags)
+def user_password(fast_password_hashing: None) -> str:
+    """Some of these tests sign in through the login form, so everyone they make has a (fast-hashed) password."""
+    return PASSWORD
 
 
 @pytest.fixture
-def make_user(db) -> Callable[..., User]:
-    return _make_user
-
-
-@pytest.fixture
-def staff(db) -> User:
-    return _make_user("stella", is_staff=True)
-
-
-@pytest.fixture
-def pic(db) -> User:
-    return _make_user("pia")
-
-
-@pytest.fixture
-def other_pic(db) -> User:
-    return _make_user("otto")
-
-
-@pytest.fixture
-def member(db) -> User:
-    return _make_user("mona")
-
-
-@pytest.fixture
-def submitter(db) -> User:
-    return _make_user("sam")
+def other_pic(make_user: Callable[..., User]) -> User:
+    return make_user("otto")
 
 
 @pytest.fixture
 def area(staff: User, pic: User) -> Area:
+    """Unlike the suite's `area`, one without volunteers."""
     return services.area_create(slug="moe-routing", name="MoE routing", description="Routers.", pic=pic, by=staff)
 
 

@@ -1,62 +1,26 @@
-"""People, an area, an idea and a fast baseline for the inbox tests, all made through the real services.
+"""An idea and a message factory for the inbox tests, made through the real services; the people, `area` and
+`fast_baseline` are the suite's (tests/conftest.py).
 
 Roles: `staff`; `pic` (PIC of `area`); `volunteer` (volunteer of `area`); `submitter` (submits `idea`, so
 watches it); `member` (signed in, no area).
 """
+from collections.abc import Callable
+
 import pytest
 from django.contrib.auth.models import User
 
-from experiments import services as experiment_services
-from experiments.models import Baseline
 from ideas import services as idea_services
 from ideas.models import Area, Idea
 from inbox import services
 from inbox.events import Event
 from inbox.models import Message
-
-PASSWORD = "pw-for-tests-1"
+from tests.support.people import PASSWORD
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # The default hasher costs ~0.3 s per user by design.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _user(username: str, **flags: bool) -> User:
-    return User.objects.create_user(username=username, email=f"{username}@example.org", password=PASSWORD, **flags)
-
-
-@pytest.fixture
-def staff(db) -> User:
-    return _user("stella", is_staff=True)
-
-
-@pytest.fixture
-def pic(db) -> User:
-    return _user("pia")
-
-
-@pytest.fixture
-def volunteer(db) -> User:
-    return _user("vic")
-
-
-@pytest.fixture
-def submitter(db) -> User:
-    return _user("sam")
-
-
-@pytest.fixture
-def member(db) -> User:
-    return _user("mona")
-
-
-@pytest.fixture
-def area(staff: User, pic: User, volunteer: User) -> Area:
-    area = idea_services.area_create(slug="moe-routing", name="MoE routing", pic=pic, by=staff)
-    idea_services.area_volunteer(area=area, user=volunteer)
-    return area
+def user_password(fast_password_hashing: None) -> str:
+    """The inbox page test signs in through the login form, so everyone made here has a (fast-hashed) password."""
+    return PASSWORD
 
 
 @pytest.fixture
@@ -66,12 +30,7 @@ def idea(submitter: User, area: Area) -> Idea:
 
 
 @pytest.fixture
-def fast_baseline(db) -> Baseline:
-    return experiment_services.baseline_save(name="tiny-fast", recipe="tiny-ci", overrides={"train.log_every": 1})
-
-
-@pytest.fixture
-def message_for():
+def message_for() -> Callable[..., Message]:
     """Deliver a made-up event to ``user`` through the real service and return the message."""
     serial = iter(range(1, 10_000))
 

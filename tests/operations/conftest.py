@@ -1,3 +1,3 @@
-"""The fault drills and URL walks use the experiments suite's people, idea and fast baseline (made through the
-real services); re-exported here once instead of imported in every drill."""
-from tests.experiments.conftest import area, fast_baseline, make_idea, pic, staff, volunteer  # noqa: F401
+"""The fault drills and URL walks use the experiments suite's `make_idea` (made through the real services);
+re-exported here once instead of imported in every drill. People, `area` and `fast_baseline` are the suite's."""
+from tests.experiments.conftest import make_idea  # noqa: F401

@@ -102,7 +102,6 @@ def seeded(db, same_connection, settings) -> Seeded:
     finish_study(finished, steps=20)
     queued = experiment_services.study_launch(user=fuzzer, kind="integration", baseline=baseline.label,
                                               ideas=[ideas[0].key, ideas[1].key], seeds=[3], max_steps=20)
-    runs = [run.pk for study in (finished, queued) for run in study.runs.all()]
     keys = [idea.key for idea in (*ideas, parked)]
     return Seeded(
         token=account_services.api_token_create(owner=fuzzer, name="schemathesis").secret,
