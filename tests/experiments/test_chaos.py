@@ -99,7 +99,8 @@ def test_a_run_longer_than_the_visibility_timeout_is_started_once(celery_process
     short_visibility = {**FAST, "FLIGHTDECK_VISIBILITY_TIMEOUT": "5"}
     celery_processes.worker(env=short_visibility, concurrency=1)
     celery_processes.worker(env=short_visibility, concurrency=1)
-    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=6)
+    # 80 steps outlast the 5 s visibility timeout even on an idle machine (6 steps took 4 s there).
+    study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=80)
 
     runs = wait_until(lambda: all_succeeded(study), timeout=300, what="both runs to succeed")
 
