@@ -29,6 +29,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
+from config.redis_guard import short_timeout_client
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -99,16 +101,8 @@ def client_ip(request: HttpRequest) -> str:
 
 # ------------------------------------------------------------------------------------------------ counters
 
-_client: redis.Redis | None = None
-
-
 def _redis() -> redis.Redis:
-    # One pool per process; redis-py notices a fork and opens fresh connections in the child.
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=_SOCKET_TIMEOUT_SECONDS,
-                                       socket_connect_timeout=_SOCKET_TIMEOUT_SECONDS)
-    return _client
+    return short_timeout_client(_SOCKET_TIMEOUT_SECONDS, retries=1)
 
 
 def _key(scope: str, ident: str) -> str:

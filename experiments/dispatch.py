@@ -7,11 +7,11 @@ on its next tick once Redis is back. Publishing is bounded: one quick retry, and
 process skips the broker for ``BROKER_BACKOFF_SECONDS`` instead of waiting on it once per run.
 """
 import logging
-import time
 
 from django.db import transaction
 from django.utils import timezone
 
+from config.redis_guard import PauseAfterFailure
 from experiments.models import Attempt, Backend, RunStatus
 
 log = logging.getLogger(__name__)
@@ -21,21 +21,20 @@ QUEUES = {Backend.LOCAL: "gpu", Backend.SLURM: "slurm"}
 # retry still covers a pooled connection that predates a Redis restart.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 BROKER_BACKOFF_SECONDS = 10.0
-_broker_down_until = 0.0  # monotonic time before which publishes are skipped (per process)
+_broker_pause = PauseAfterFailure(BROKER_BACKOFF_SECONDS)  # per process
 
 
 def send_start(attempt_id: int, backend: str, *, countdown: float | None = None) -> bool:
     """Publish the start message now; False (and a log line) when the broker is unreachable."""
     from experiments.tasks import execute_attempt  # the tasks module imports services, which import this
 
-    global _broker_down_until
-    if time.monotonic() < _broker_down_until:
+    if _broker_pause.paused:
         return False
     try:
         execute_attempt.apply_async((attempt_id,), queue=QUEUES[backend], countdown=countdown,
                                     retry_policy=PUBLISH_RETRY_POLICY)
     except Exception as error:  # noqa: BLE001 - any broker failure; the reconciler re-sends queued attempts
-        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+        _broker_pause.failed()
         log.warning("could not publish the start of attempt %s (%s); the reconciler will re-send it", attempt_id, error)
         return False
     return True

@@ -9,15 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from functools import lru_cache
-
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from config.redis_guard import short_timeout_client
 from operations.models import Heartbeat, HeartbeatKind
 
 # A check must never hold a request for long: Redis gets one second to connect and one to answer.
@@ -53,12 +50,9 @@ def beat_stale_after() -> timedelta:
     return timedelta(seconds=settings.FLIGHTDECK_BEAT_HEARTBEAT_SECONDS * settings.FLIGHTDECK_HEARTBEAT_STALE_FACTOR)
 
 
-@lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
-    """One pooled client per process with short timeouts (the cache's client has none of its own) and one
-    retry, which is what a pooled connection broken by a Redis restart needs."""
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                socket_connect_timeout=REDIS_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 1))
+    """The health checks' and scrapes' client: short timeouts and one retry (``config.redis_guard``)."""
+    return short_timeout_client(REDIS_TIMEOUT_SECONDS, retries=1)
 
 
 def check_database() -> CheckResult:

@@ -8,20 +8,15 @@ Redis is already there, shared by every web process on every host, and one pipel
 Redis is flushed; Prometheus handles counter resets itself.
 """
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterator
-from functools import lru_cache
-
 import redis
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from config.redis_guard import PauseAfterFailure, short_timeout_client
 from experiments.models import LIVE_STATES, Attempt, SlotLease
 from ideas.lifecycle import Status as IdeaStatus
 from ideas.models import Idea
@@ -42,13 +37,7 @@ KOMBU_PRIORITY_SEP = "\x06\x16"
 # not slow every page down.
 RECORD_TIMEOUT_SECONDS = 0.25
 RECORD_PAUSE_AFTER_FAILURE_SECONDS = 5.0
-_paused_until = 0.0
-
-
-@lru_cache(maxsize=1)
-def _recording_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=RECORD_TIMEOUT_SECONDS,
-                                socket_connect_timeout=RECORD_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
+_recording_pause = PauseAfterFailure(RECORD_PAUSE_AFTER_FAILURE_SECONDS)
 
 
 def _bucket_for(seconds: float) -> str:
@@ -61,11 +50,10 @@ def _bucket_for(seconds: float) -> str:
 def record_request(*, view: str, method: str, status: int, seconds: float) -> None:
     """Count one finished request. Buckets are stored non-cumulative (one field per request) and summed up at
     scrape time. Never raises: metrics must not break a page."""
-    global _paused_until
-    if time.monotonic() < _paused_until:
+    if _recording_pause.paused:
         return
     series = f"{view}|{method}"
-    pipe = _recording_client().pipeline(transaction=False)
+    pipe = short_timeout_client(RECORD_TIMEOUT_SECONDS, retries=0).pipeline(transaction=False)
     pipe.hincrby(HTTP_KEY, f"bucket|{series}|{_bucket_for(seconds)}", 1)
     pipe.hincrbyfloat(HTTP_KEY, f"sum|{series}", seconds)
     pipe.hincrby(HTTP_KEY, f"count|{series}", 1)
@@ -73,7 +61,7 @@ def record_request(*, view: str, method: str, status: int, seconds: float) -> No
     try:
         pipe.execute()
     except redis.RedisError:
-        _paused_until = time.monotonic() + RECORD_PAUSE_AFTER_FAILURE_SECONDS
+        _recording_pause.failed()
         log.warning("request metrics not recorded: Redis unavailable; retrying in %.0f s",
                     RECORD_PAUSE_AFTER_FAILURE_SECONDS)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from ideas import services as idea_services
 from ideas.models import Area, Idea
@@ -26,3 +27,11 @@ def make_idea(area: Area, pic: User) -> Callable[..., Idea]:
         )
 
     return make
+
+
+@pytest.fixture
+def web(pic: User) -> Client:
+    """A page client signed in as the area's PIC."""
+    client = Client()
+    client.force_login(pic)
+    return client

@@ -15,13 +15,6 @@ from tests.experiments.finished_runs import finish_study
 
 
 @pytest.fixture
-def web(pic) -> Client:
-    client = Client()
-    client.force_login(pic)
-    return client
-
-
-@pytest.fixture
 def outsider_web(outsider) -> Client:
     client = Client()
     client.force_login(outsider)

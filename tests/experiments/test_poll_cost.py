@@ -11,13 +11,6 @@ from tests.experiments.finished_runs import finish_study
 
 
 @pytest.fixture
-def web(pic) -> Client:
-    client = Client()
-    client.force_login(pic)
-    return client
-
-
-@pytest.fixture
 def live_study(pic, make_idea, fast_baseline) -> Study:
     """A running ablation: one run halfway with an ETA, the others queued."""
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",

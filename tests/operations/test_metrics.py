@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import celery_app
+from config.redis_guard import PauseAfterFailure
 from experiments import services as experiment_services
 from experiments.attempts import attempt_claim
 from ideas import services as idea_services
@@ -146,7 +147,7 @@ def test_request_latencies_add_up_across_gunicorn_processes(client, metrics_toke
 
 
 def test_pages_and_the_database_gauges_survive_a_redis_outage(client, metrics_token, redis_server, monkeypatch, db):
-    monkeypatch.setattr(metrics, "_paused_until", 0.0)
+    monkeypatch.setattr(metrics, "_recording_pause", PauseAfterFailure(metrics.RECORD_PAUSE_AFTER_FAILURE_SECONDS))
     redis_server.stop()
     started = time.monotonic()
     assert client.get("/healthz").status_code == 200
