@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Re-run `pip install` only when requirements.txt changed since the last successful install.
+# Re-run `pip install` only when requirements.txt or pyproject.toml changed since the last successful install.
+# The editable install of this checkout's `flightdeck` package puts the `flightdeck` command into .venv/bin.
 INSTALLED := $(VENV)/.requirements-installed
 ENSURE_PACKAGES := platform/ensure-debian-packages
 RUN_PACKAGES := redis-server
@@ -25,8 +26,9 @@ $(BIN)/python:
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || $(ENSURE_PACKAGES) python3-venv
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): requirements.txt | $(BIN)/python
+$(INSTALLED): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 run: $(INSTALLED)
