@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
@@ -20,7 +20,9 @@ from compute.models import Cycle, Pool
 from compute.serializers import (
     AllocationTreeSerializer,
     CycleSerializer,
+    PoolSerializer,
     RequestInputSerializer,
+    RequestListQuerySerializer,
     RequestSerializer,
     ReviewInputSerializer,
     ReviewOutputSerializer,
@@ -85,8 +87,25 @@ class CycleAllocationsView(ComputeAPIView):
         return Response(AllocationTreeSerializer({"cycle": cycle.pk, "phase": cycle.phase, "results": rows}).data)
 
 
-class RequestCreateView(ComputeAPIView):
-    serializer_class = RequestInputSerializer
+class PoolListView(ComputeAPIView, generics.ListAPIView):
+    """GPU pools, by name."""
+
+    serializer_class = PoolSerializer
+    queryset = Pool.objects.order_by("name")
+
+
+class RequestListView(ComputeAPIView, mixins.ListModelMixin):
+    serializer_class = RequestSerializer
+
+    def get_queryset(self) -> QuerySet:
+        query = self.parse(RequestListQuerySerializer, self.request.query_params)
+        query.pop("page", None)
+        return selectors.requests_visible(user=self.request.user, **query)
+
+    @extend_schema(parameters=[RequestListQuerySerializer], responses={200: RequestSerializer(many=True), 400: _ERRORS[400]})
+    def get(self, request: HttpRequest) -> Response:
+        """Compute requests you may see, newest first; filter by cycle, area, status and stage."""
+        return self.list(request)
 
     @extend_schema(request=RequestInputSerializer, responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS})
     def post(self, request: HttpRequest) -> Response:
@@ -110,6 +129,15 @@ class RequestCreateView(ComputeAPIView):
             evidence_links=data["evidence_links"],
         )
         return Response(RequestSerializer(compute_request).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RequestDetailView(ComputeAPIView):
+    serializer_class = RequestSerializer
+
+    @extend_schema(responses={200: RequestSerializer, 404: _NOT_FOUND})
+    def get(self, request: HttpRequest, pk: int) -> Response:
+        """One compute request with its current amounts and status."""
+        return Response(RequestSerializer(generics.get_object_or_404(selectors.requests_visible(user=request.user), pk=pk)).data)
 
 
 class RequestReviewView(ComputeAPIView):

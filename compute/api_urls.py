@@ -5,7 +5,9 @@ from compute import api
 urlpatterns = [
     path("cycles/", api.CycleListView.as_view(), name="api_cycle_list"),
     path("cycles/<int:pk>/allocations/", api.CycleAllocationsView.as_view(), name="api_cycle_allocations"),
-    path("requests/", api.RequestCreateView.as_view(), name="api_request_create"),
+    path("pools/", api.PoolListView.as_view(), name="api_pool_list"),
+    path("requests/", api.RequestListView.as_view(), name="api_request_list"),
+    path("requests/<int:pk>/", api.RequestDetailView.as_view(), name="api_request_detail"),
     path("requests/<int:pk>/review/", api.RequestReviewView.as_view(), name="api_request_review"),
     path("usage/", api.UsageView.as_view(), name="api_usage"),
 ]

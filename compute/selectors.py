@@ -74,11 +74,15 @@ def who_can_grant_more(allocation: Allocation) -> list[str]:
     names = []
     if allocation.level == Allocation.Level.IDEA:
         names.append(allocation.area.pic.get_username())
+    return names + [name for name in reviewer_names() if name not in names]
+
+
+def reviewer_names() -> list[str]:
+    """Usernames of the active compute reviewers, sorted."""
     reviewers = get_user_model().objects.filter(
         groups__name=settings.FLIGHTDECK_COMPUTE_REVIEWER_GROUP, is_active=True
     ).order_by("username")
-    names += [user.get_username() for user in reviewers if user.get_username() not in names]
-    return names
+    return [user.get_username() for user in reviewers]
 
 
 # --- cycles -----------------------------------------------------------------------------------------------
@@ -247,6 +251,15 @@ def request_queue(cycle: Cycle, *, status: str | None = None, user: User | None 
     if status:
         requests = requests.filter(status=status)
     return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))
+
+
+def requests_visible(*, user: User, cycle: int | None = None, area: str | None = None, status: str | None = None,
+                     stage: str | None = None) -> QuerySet[Request]:
+    """Requests ``user`` may see, newest first (the API's list), with what their rows show loaded."""
+    requests = Request.objects.filter(_rows(user)).select_related("area", "idea", "pool", "requester")
+    requests = requests.prefetch_related("revisions")
+    filters = {"cycle_id": cycle, "area__slug": area, "status": status, "stage": stage}
+    return requests.filter(**{name: value for name, value in filters.items() if value is not None}).order_by("-created_at", "-id")
 
 
 def allocations_for_cycle(cycle: Cycle, *, user: User | None = None) -> list[dict]:

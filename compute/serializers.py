@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from compute.cycles import Calendar, Phase
-from compute.models import Cycle, Request, Review, Stage
+from compute.models import Cycle, Pool, Request, Review, Stage
 
 MAX_DIGITS = 12
 
@@ -111,3 +111,17 @@ class UsageSerializer(serializers.Serializer):
     area = serializers.CharField(allow_null=True, help_text="the `area` asked for, or null for all areas")
     total_gpu_hours = serializers.FloatField()
     results = UsageRowSerializer(many=True)
+
+
+class PoolSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Pool
+        fields = ["name", "gpu_type", "gpu_count"]
+
+
+class RequestListQuerySerializer(serializers.Serializer):
+    cycle = serializers.IntegerField(required=False, help_text="cycle id")
+    area = serializers.SlugField(required=False, help_text="area slug")
+    status = serializers.ChoiceField(choices=Request.Status.choices, required=False)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    page = serializers.IntegerField(required=False, min_value=1)

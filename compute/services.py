@@ -538,6 +538,26 @@ def launch_authorize(
     )
 
 
+def launch_check(*, area: Area, idea: Idea | None = None, pool: Pool | str, estimated_gpu_hours,
+                 now: datetime | None = None) -> LaunchDecision:
+    """What ``launch_authorize`` would decide now, without reserving, locking or creating anything (the
+    launch preview). A grant that does not exist yet has nothing left."""
+    estimate = _hours(estimated_gpu_hours, field_name="estimated_gpu_hours")
+    pool = _pool_named(pool)
+    window = Calendar.from_settings().window_containing(now or timezone.now())
+    cycle = Cycle.objects.filter(start=window.start).first()
+    grants = Allocation.objects.none() if cycle is None else Allocation.objects.filter(cycle=cycle, pool=pool)
+    grant = (grants.filter(level=Allocation.Level.IDEA, idea=idea).first() if idea is not None else None) or \
+        grants.filter(level=Allocation.Level.AREA, area=area).first()
+    if grant is None:
+        return LaunchDecision(allowed=estimate <= 0, requested=estimate, remaining=ZERO,
+                              grant=f"the {area.name} area grant on {pool.name} (none this cycle)",
+                              can_grant_more=selectors.reviewer_names())
+    remaining = selectors.allocation_launchable(grant) if cycle.phase == Phase.PUBLISHED else ZERO
+    return LaunchDecision(allowed=estimate <= remaining, requested=estimate, remaining=remaining,
+                          grant=selectors.allocation_label(grant), can_grant_more=selectors.who_can_grant_more(grant))
+
+
 @transaction.atomic
 def launch_release(*, launch_key: str, now: datetime | None = None) -> None:
     """Free what is left of a launch's hold (its attempts have all ended). Idempotent."""

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files (no CDN)
     "django_filters",
     "accounts",
     "ideas",
@@ -164,6 +165,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ideas, experiments and compute for the hybrid MoE pretraining team.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/v1/docs/ loads Swagger UI from this site's static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # One name per shared choice set, so the schema has no duplicate enums.
     "ENUM_NAME_OVERRIDES": {"IdeaStatusEnum": "ideas.lifecycle.Status"},
 }

@@ -6,13 +6,15 @@ Anyone signed in may read, except restricted areas' studies and runs (404, ``exp
 launching, cancelling and resuming are checked by the services."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from django.db.models import QuerySet
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,9 +24,20 @@ from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.downsample import lttb_indices
 from experiments.errors import RunStateConflict
-from experiments.models import Metric, Run, Study
+from experiments.models import Baseline, Metric, Run, Study
+from experiments.planning import baseline_config, resolve_baseline
+from experiments.preview import study_preview
 from experiments.results import study_results
+from experiments.run_logs import attempt_log_chunk
 from experiments.serializers import (
+    BaselineDetailSerializer,
+    BaselineSerializer,
+    RunLogQuerySerializer,
+    RunLogSerializer,
+    StudyCancelSerializer,
+    StudyListQuerySerializer,
+    StudyListSerializer,
+    StudyPreviewSerializer,
     ConflictResponseSerializer,
     MetricQuerySerializer,
     MetricSeriesSerializer,
@@ -78,8 +91,18 @@ class ExperimentsAPIView(generics.GenericAPIView):
             raise Http404(f"no run {self.kwargs['run_id']}") from None
 
 
-class StudyCreateView(ExperimentsAPIView):
-    serializer_class = StudyDetailSerializer
+class StudyListView(mixins.ListModelMixin, ExperimentsAPIView):
+    serializer_class = StudyListSerializer
+
+    def get_queryset(self) -> QuerySet[Study]:
+        query = self.parse(StudyListQuerySerializer, self.request.query_params)
+        query.pop("page", None)
+        return selectors.study_search(user=self.request.user, filters=selectors.StudyFilters(**query))
+
+    @extend_schema(parameters=[StudyListQuerySerializer], responses={200: StudyListSerializer(many=True), 400: _ERRORS[400]})
+    def get(self, request: Request) -> Response:
+        """Studies you may see, newest first, filtered by kind, overall status, idea, area, launcher, baseline."""
+        return self.list(request)
 
     @extend_schema(request=StudyCreateSerializer, responses={
         201: StudyDetailSerializer, **_ERRORS,
@@ -88,8 +111,22 @@ class StudyCreateView(ExperimentsAPIView):
             "remaining grant (body: `requested`, `remaining`, `grant`, `can_grant_more`).")),
     })
     def post(self, request: Request) -> Response:
+        """Launch a study (plan it first with ``POST /api/v1/studies/preview/``)."""
         study = services.study_launch(user=request.user, **self.parse(StudyCreateSerializer, request.data))
         return self.study_response(study.pk, status.HTTP_201_CREATED)
+
+
+class StudyPreviewView(ExperimentsAPIView):
+    serializer_class = StudyPreviewSerializer
+
+    @extend_schema(request=StudyCreateSerializer, responses={200: StudyPreviewSerializer, 400: _ERRORS[400]})
+    def post(self, request: Request) -> Response:
+        """What launching this body would do — arms, composed patches, conflicts, identical configs merged,
+        GPU-hour estimate, whether the grant covers it — creating nothing."""
+        arguments = self.parse(StudyCreateSerializer, request.data)
+        for launch_only in ("title", "override_reason"):
+            arguments.pop(launch_only)
+        return Response(StudyPreviewSerializer(study_preview(user=request.user, **arguments)).data)
 
 
 class StudyDetailView(ExperimentsAPIView):
@@ -98,6 +135,19 @@ class StudyDetailView(ExperimentsAPIView):
     @extend_schema(responses={200: StudyDetailSerializer, 404: _ERRORS[404]})
     def get(self, request: Request, study_id: int) -> Response:
         return self.study_response(study_id)
+
+
+class StudyCancelView(ExperimentsAPIView):
+    serializer_class = StudyCancelSerializer
+
+    @extend_schema(request=None, responses={200: StudyCancelSerializer, **_ERRORS})
+    def post(self, request: Request, study_id: int) -> Response:
+        """Cancel every live run of the study."""
+        try:
+            study = selectors.study_detail(study_id, user=request.user)
+        except Study.DoesNotExist:
+            raise Http404(f"no study {study_id}") from None
+        return Response({"cancelled": services.study_cancel(study=study, user=request.user)})
 
 
 class RunDetailView(ExperimentsAPIView):
@@ -128,6 +178,23 @@ class RunMetricsView(ExperimentsAPIView):
         return Response({"run": run.pk, "name": name, "count": count, "points": points})
 
 
+class RunLogsView(ExperimentsAPIView):
+    serializer_class = RunLogSerializer
+
+    @extend_schema(parameters=[RunLogQuerySerializer], responses={200: RunLogSerializer, **_ERRORS})
+    def get(self, request: Request, run_id: int) -> Response:
+        """A chunk of an attempt's log from a byte offset; ask again from ``next_offset`` to follow it."""
+        run = self.run()
+        query = self.parse(RunLogQuerySerializer, request.query_params)
+        attempts = {attempt.number: attempt for attempt in run.attempts.all()}
+        number = query.get("attempt", max(attempts, default=0))
+        if number not in attempts:
+            have = ", ".join(map(str, sorted(attempts))) or "none yet"
+            raise DjangoValidationError({"attempt": f"run {run.pk} has no attempt {number}; attempts: {have}"})
+        chunk = attempt_log_chunk(attempts[number], offset=query["offset"])
+        return Response({"run": run.pk, **dataclasses.asdict(chunk)})
+
+
 class RunCancelView(ExperimentsAPIView):
     serializer_class = RunSerializer
 
@@ -144,3 +211,28 @@ class RunResumeView(ExperimentsAPIView):
     def post(self, request: Request, run_id: int) -> Response:
         services.run_resume(run=self.run(), user=request.user)
         return Response(RunSerializer(self.run()).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BaselineListView(mixins.ListModelMixin, ExperimentsAPIView):
+    serializer_class = BaselineSerializer
+
+    def get_queryset(self) -> QuerySet[Baseline]:
+        return selectors.baselines_latest()
+
+    def get(self, request: Request) -> Response:
+        """The latest version of every baseline, by name."""
+        return self.list(request)
+
+
+class BaselineDetailView(ExperimentsAPIView):
+    serializer_class = BaselineDetailSerializer
+
+    @extend_schema(responses={200: BaselineDetailSerializer, 404: _ERRORS[404]})
+    def get(self, request: Request, name: str) -> Response:
+        """A baseline's latest version (or ``name@N``), its versions and its resolved config."""
+        try:
+            baseline = resolve_baseline(name)
+        except DjangoValidationError:
+            raise Http404(f"no baseline {name!r}") from None
+        context = {"versions": selectors.baseline_versions(baseline.name), "config": baseline_config(baseline)}
+        return Response(BaselineDetailSerializer(baseline, context=context).data)

@@ -130,6 +130,17 @@ def study_authorize(
     return decision
 
 
+def study_budget_check(plan: StudyPlan) -> LaunchDecision | None:
+    """What ``study_authorize`` would decide for ``plan`` now, reserving nothing (the launch preview). None
+    when no pool is defined."""
+    pool = budget_pool()
+    if pool is None:
+        return None
+    target = charge_target(plan.kind, plan.ideas)
+    return compute_services.launch_check(area=target.area, idea=target.idea, pool=pool,
+                                         estimated_gpu_hours=study_estimate_gpu_hours(plan))
+
+
 def attempt_charge(attempt_id: int) -> list[UsageEntry]:
     """Charge the attempt's time from its start to its end (or its last heartbeat while it runs)."""
     attempt = Attempt.objects.select_related("run__study").get(pk=attempt_id)

@@ -86,6 +86,14 @@ def resolve_baseline(ref: str | Baseline) -> Baseline:
     return baseline
 
 
+def baseline_config(baseline: Baseline) -> dict[str, Any]:
+    """The baseline's recipe with its overrides applied: the config its runs start from (before ideas and seed)."""
+    try:
+        return apply_overrides(load_recipe(baseline.recipe), baseline.overrides).to_dict()
+    except ConfigError as error:
+        raise ValidationError({"baseline": f"{baseline.label}: {error}"}) from None
+
+
 def _checked_ideas(kind: str, keys: Any) -> list[Idea]:
     if not isinstance(keys, (list, tuple)) or not all(isinstance(key, str) for key in keys):
         raise ValidationError({"ideas": "ideas must be a list of idea keys such as 'IDEA-0042'"})

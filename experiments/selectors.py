@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
@@ -13,12 +14,10 @@ from ideas.visibility import User
 Series = list[tuple[int, float]]
 
 
-def baselines_latest() -> list[Baseline]:
+def baselines_latest() -> QuerySet[Baseline]:
     """The newest version of every baseline name, by name."""
-    latest: dict[str, Baseline] = {}
-    for baseline in Baseline.objects.order_by("name", "-version"):
-        latest.setdefault(baseline.name, baseline)
-    return list(latest.values())
+    newer = Baseline.objects.filter(name=OuterRef("name"), version__gt=OuterRef("version"))
+    return Baseline.objects.exclude(Exists(newer)).select_related("created_by").order_by("name")
 
 
 def baseline_versions(name: str) -> QuerySet[Baseline]:
@@ -95,6 +94,61 @@ def study_status(runs: Iterable[Run]) -> str:
         if status in statuses:
             return status
     return RunStatus.SUCCEEDED
+
+
+def _study_status_annotation() -> Case:
+    """``study_status`` in SQL, so lists can show and filter by it without loading runs."""
+    return Case(
+        When(has_runs=False, then=Value(RunStatus.QUEUED)),
+        When(has_live=True, has_started=True, then=Value(RunStatus.RUNNING)),
+        When(has_live=True, then=Value(RunStatus.QUEUED)),
+        When(has_failed=True, then=Value(RunStatus.FAILED)),
+        When(has_cancelled=True, then=Value(RunStatus.CANCELLED)),
+        default=Value(RunStatus.SUCCEEDED),
+        output_field=CharField(),
+    )
+
+
+@dataclass(frozen=True)
+class StudyFilters:
+    kind: str = ""
+    status: str = ""
+    idea: str = ""  # idea key
+    area: str = ""  # area slug
+    launched_by: str = ""  # username
+    baseline: str = ""  # "name" (any version) or "name@N"
+
+
+def study_search(*, user: User, filters: StudyFilters = StudyFilters()) -> QuerySet[Study]:
+    """Studies ``user`` may see, newest first, each with ``status`` (as ``study_status`` says) and
+    ``run_count`` annotated and baseline, launcher and ideas loaded: a constant number of queries per page."""
+    runs = Run.objects.filter(study=OuterRef("pk"))
+    studies = (
+        Study.objects.filter(study_q(user))
+        .annotate(has_runs=Exists(runs), has_live=Exists(runs.filter(status__in=(*LIVE_STATES, RunStatus.PREEMPTED))),
+                  has_started=Exists(runs.exclude(status=RunStatus.QUEUED)),
+                  has_failed=Exists(runs.filter(status=RunStatus.FAILED)),
+                  has_cancelled=Exists(runs.filter(status=RunStatus.CANCELLED)),
+                  run_count=Count("runs", distinct=True))
+        .annotate(status=_study_status_annotation())
+        .select_related("baseline", "created_by")
+        .prefetch_related(Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")))
+    )
+    members = StudyIdea.objects.filter(study=OuterRef("pk"))
+    if filters.kind:
+        studies = studies.filter(kind=filters.kind)
+    if filters.status:
+        studies = studies.filter(status=filters.status)
+    if filters.idea:
+        studies = studies.filter(Exists(members.filter(idea__key=filters.idea)))
+    if filters.area:
+        studies = studies.filter(Exists(members.filter(idea__area__slug=filters.area)))
+    if filters.launched_by:
+        studies = studies.filter(created_by__username=filters.launched_by)
+    if filters.baseline:
+        name, _, version = filters.baseline.partition("@")
+        studies = studies.filter(baseline__name=name, **({"baseline__version": version} if version else {}))
+    return studies.order_by("-created_at", "-id")
 
 
 def run_detail(run_id: int | None = None, *, public_id: str | None = None, user: User | None = None) -> Run:

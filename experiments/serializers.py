@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from experiments.analysis import ArmResult, Difference, SeedStats
-from experiments.models import Attempt, Run, Study
+from experiments.models import Attempt, Baseline, Run, RunStatus, Study
 from experiments.results import StudyResults
 from experiments.selectors import study_status
 from ideas.serializers import StrictSerializer
@@ -174,3 +174,149 @@ class MetricSeriesSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="points stored")
     points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
                                    help_text="[[step, value], ...] by step")
+
+
+# --------------------------------------------------------------------------------------- lists and preview
+
+
+class StudyListQuerySerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=Study.Kind.choices, required=False, default="")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False, default="",
+                                     help_text="the study's overall status (running while any run is live)")
+    idea = serializers.CharField(required=False, default="", help_text="idea key, e.g. IDEA-0042")
+    area = serializers.SlugField(required=False, default="", help_text="area slug of any of the study's ideas")
+    launched_by = serializers.CharField(required=False, default="", help_text="username")
+    baseline = serializers.RegexField(r"^[-\w]+(@\d+)?$", required=False, default="",
+                                      help_text="'name' (any version) or 'name@N'")
+    page = serializers.IntegerField(required=False, min_value=1)
+
+
+class StudyListSerializer(serializers.ModelSerializer):
+    """A study in a list: what it is and where it stands (``status`` and ``run_count`` come annotated by
+    ``selectors.study_search``)."""
+
+    baseline = serializers.CharField(source="baseline.label")
+    ideas = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    run_count = serializers.IntegerField()
+    created_by = serializers.CharField(source="created_by.username")
+
+    class Meta:
+        model = Study
+        fields = ["id", "title", "kind", "baseline", "ideas", "seeds", "max_steps", "leave_one_out", "backend",
+                  "status", "run_count", "created_by", "created_at"]
+
+    def get_ideas(self, study: Study) -> list[str]:
+        return [member.idea.key for member in study.study_ideas.all()]
+
+
+class StudyCancelSerializer(serializers.Serializer):
+    cancelled = serializers.IntegerField(help_text="how many runs were live and are now cancelled or stopping")
+
+
+class PreviewArmSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    ideas = serializers.ListField(child=serializers.CharField(), source="idea_keys")
+    patch = serializers.DictField(help_text="composed patch of this arm's ideas, dotted key -> value")
+
+
+class PreviewRunSerializer(serializers.Serializer):
+    seed = serializers.IntegerField()
+    arms = serializers.ListField(child=serializers.CharField(), source="arm_names",
+                                 help_text="more than one: arms with identical configs share this run")
+    config_hash = serializers.CharField()
+
+
+class PreviewBudgetSerializer(serializers.Serializer):
+    grant = serializers.CharField(help_text="the grant the study would run under")
+    requested = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    remaining = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=False)
+    covered = serializers.BooleanField(source="allowed", help_text="whether what is left of the grant covers it")
+    can_grant_more = serializers.ListField(child=serializers.CharField(), help_text="who to ask for more")
+    message = serializers.CharField()
+
+
+class StudyPreviewSerializer(serializers.Serializer):
+    """What launching would do (``experiments.preview.StudyPreview``); nothing is created."""
+
+    kind = serializers.CharField(source="plan.kind")
+    baseline = serializers.CharField(source="plan.baseline.label")
+    ideas = serializers.SerializerMethodField()
+    seeds = serializers.ListField(child=serializers.IntegerField(), source="plan.seeds")
+    max_steps = serializers.IntegerField(source="plan.max_steps")
+    leave_one_out = serializers.BooleanField(source="plan.leave_one_out")
+    backend = serializers.CharField(source="plan.backend")
+    resolutions = serializers.DictField(source="plan.resolutions")
+    composed_patch = serializers.DictField(source="plan.composed_patch",
+                                           help_text="all ideas' patches composed key by key")
+    conflicts = serializers.SerializerMethodField()
+    arms = PreviewArmSerializer(many=True, source="plan.arms")
+    runs = PreviewRunSerializer(many=True, source="plan.runs")
+    run_count = serializers.SerializerMethodField()
+    merged = serializers.ListField(child=serializers.DictField(), source="merged_runs",
+                                   help_text="[{arms, seeds}]: arms whose configs are identical train one run per seed")
+    tokens_per_run = serializers.IntegerField(source="plan.tokens_per_run")
+    estimated_gpu_hours = serializers.FloatField(source="plan.estimated_gpu_hours", allow_null=True,
+                                                 help_text="null until runs of this recipe have measured throughput")
+    budget = PreviewBudgetSerializer(allow_null=True, help_text="null where no compute pool is defined")
+    can_launch = serializers.BooleanField(help_text="whether this user may launch these ideas")
+    launchable = serializers.BooleanField(help_text="whether a launch with this body would be accepted now")
+    problems = serializers.ListField(child=serializers.CharField(), help_text="why it would be refused")
+
+    def get_ideas(self, preview) -> list[str]:
+        return [idea.key for idea in preview.plan.ideas]
+
+    @extend_schema_field(ConflictSerializer(many=True))
+    def get_conflicts(self, preview) -> list[dict[str, Any]]:
+        return [conflict.to_dict() for conflict in preview.plan.conflicts]
+
+    def get_run_count(self, preview) -> int:
+        return len(preview.plan.runs)
+
+
+class BaselineSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+
+    class Meta:
+        model = Baseline
+        fields = ["name", "version", "label", "recipe", "overrides", "backend", "description", "created_by",
+                  "created_at"]
+
+
+class BaselineVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Baseline
+        fields = ["version", "recipe", "overrides", "backend", "created_at"]
+
+
+class BaselineDetailSerializer(BaselineSerializer):
+    """The latest version with every version and the resolved config (``context["config"]``)."""
+
+    versions = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+
+    class Meta(BaselineSerializer.Meta):
+        fields = [*BaselineSerializer.Meta.fields, "versions", "config"]
+
+    @extend_schema_field(BaselineVersionSerializer(many=True))
+    def get_versions(self, baseline: Baseline) -> list[dict[str, Any]]:
+        return BaselineVersionSerializer(self.context["versions"], many=True).data
+
+    @extend_schema_field({"type": "object", "description": "the recipe with the overrides applied, as the trainer reads it"})
+    def get_config(self, baseline: Baseline) -> dict[str, Any]:
+        return self.context["config"]
+
+
+class RunLogQuerySerializer(StrictSerializer):
+    attempt = serializers.IntegerField(required=False, min_value=1, help_text="attempt number (default: the latest)")
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, help_text="byte offset to read from")
+
+
+class RunLogSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next_offset = serializers.IntegerField(help_text="ask again from here for what follows")
+    text = serializers.CharField(allow_blank=True)
+    complete = serializers.BooleanField(help_text="the attempt has ended and the whole log has been read")

@@ -2,10 +2,12 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ideas import visibility
+from ideas.forms import parse_patch_text
 from ideas.lifecycle import Status, allowed_targets
 from ideas.models import MAX_MARKDOWN_CHARS, Area, Comment, Decision, Idea, Transition
 
@@ -90,12 +92,29 @@ class IdeaDetailSerializer(IdeaSerializer):
         fields = [*IdeaSerializer.Meta.fields, "transitions"]
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "object", "additionalProperties": True, "description": "dotted config key -> JSON value"},
+    {"type": "string", "description": "`key = value` lines (values are JSON), as the web form takes them"},
+]})
+class RecipePatchField(serializers.JSONField):
+    """A recipe patch in either form the web form accepts: a JSON object, or ``key = value`` lines parsed by
+    the form's own parser (so both give the same errors)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                return parse_patch_text(data)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.messages) from None
+        return super().to_internal_value(data)
+
+
 class IdeaCreateSerializer(StrictSerializer):
     title = serializers.CharField(max_length=200)
     summary = serializers.CharField(max_length=MAX_MARKDOWN_CHARS)
     hypothesis = serializers.CharField(max_length=MAX_MARKDOWN_CHARS, required=False, allow_blank=True, default="")
     area = VisibleAreaField(slug_field="slug")
-    recipe_patch = serializers.JSONField(required=False, default=dict)
+    recipe_patch = RecipePatchField(required=False, default=dict)
     estimated_gpu_hours = serializers.DecimalField(
         max_digits=10, decimal_places=1, min_value=0, required=False, allow_null=True, default=None
     )

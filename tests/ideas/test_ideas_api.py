@@ -1,9 +1,11 @@
 """REST API: happy paths, every 'bad input' answer of the issue, auth, CSRF and pinned query counts."""
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.test import Client
 
 from accounts.services import api_token_create
 from ideas import services
+from ideas.forms import parse_patch_text
 from ideas.lifecycle import Status
 
 IDEAS = "/api/v1/ideas/"
@@ -162,3 +164,32 @@ def test_the_api_list_has_a_constant_query_count(api, make_idea, django_assert_m
 def test_the_schema_generates(api):
     response = api.get("/api/v1/schema/")
     assert response.status_code == 200 and b"/api/v1/ideas/{key}/transitions/" in response.content
+
+
+def test_a_recipe_patch_may_be_sent_as_the_web_forms_key_value_lines(api, area):
+    lines = 'moe.latent_size = 64\n# why: halves the router width\noptim.lr = 3e-4\npattern = "M*ME"\n'
+
+    response = api.post(IDEAS, {"title": "t", "summary": "s", "area": area.slug, "recipe_patch": lines},
+                        content_type="application/json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["recipe_patch"] == {"moe.latent_size": 64, "optim.lr": 0.0003, "pattern": "M*ME"}
+
+
+@pytest.mark.parametrize("text", ["moe.latent_size 64", "{not json", "[1, 2]"])
+def test_unreadable_patch_text_gets_the_web_forms_message(api, area, text):
+    with pytest.raises(DjangoValidationError) as form_error:
+        parse_patch_text(text)
+
+    response = api.post(IDEAS, {"title": "t", "summary": "s", "area": area.slug, "recipe_patch": text},
+                        content_type="application/json")
+
+    assert response.status_code == 400 and response.json() == {"recipe_patch": form_error.value.messages}
+
+
+def test_a_bad_key_in_patch_lines_is_named_as_in_a_json_patch(api, area):
+    answers = [api.post(IDEAS, {"title": "t", "summary": "s", "area": area.slug, "recipe_patch": patch},
+                        content_type="application/json") for patch in ("moe.num_expert = 16", {"moe.num_expert": 16})]
+
+    assert [answer.status_code for answer in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json() and "moe.num_experts" in answers[0].json()["recipe_patch"][0]
