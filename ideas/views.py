@@ -275,5 +275,6 @@ def area_board_move(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def api_help(request: HttpRequest) -> HttpResponse:
-    return render(request, "ideas/api_help.html")
+    """The API and the `flightdeck` client explained, with a worked example per resource."""
+    return render(request, "ideas/api_help.html", {"site": request.build_absolute_uri("/").rstrip("/")})
 
