@@ -15,14 +15,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from experiments import charts, configdiff, queries, runfiles, selectors, services
+from experiments import charts, configdiff, preview, queries, runfiles, selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.forms import AblationForm, IntegrationForm
 from experiments.models import LIVE_STATES, Run, RunStatus, Study
 from experiments.permissions import can_manage_study
-from experiments.planning import plan_study
 from experiments.results import study_results, study_rows
 from ideas import selectors as idea_selectors
 from ideas.forms import apply_service_error
@@ -202,23 +201,24 @@ def study_new(request: HttpRequest) -> HttpResponse:
         if study is not None:
             messages.success(request, f"Launched {study.label}: {study.title}.")
             return redirect("experiments:study_detail", study.pk)
-    context = {"form": form, "show_all": (data or request.GET).get("show") == "all", **_preview_context(form)}
+    context = {"form": form, "show_all": (data or request.GET).get("show") == "all", **_preview_context(request, form)}
     return render(request, "experiments/study_new.html", context, status=400 if data is not None else 200)
 
 
-def _preview_context(form: IntegrationForm) -> dict:
-    """What launching the form's study would do (arms, runs, composed patch, conflicts, GPU-hours), or
-    why it cannot be planned yet."""
+def _preview_context(request: HttpRequest, form: IntegrationForm) -> dict:
+    """What launching the form's study would do (arms, runs, composed patch, conflicts, GPU-hours, the grant,
+    who may launch) — the same preview as ``POST /api/v1/studies/preview/`` — or why it cannot be planned yet."""
     if not form.is_bound or not form.is_valid():
         return {"plan": None, "plan_errors": []}
     arguments = form.launch_arguments()
-    for launch_only in ("title", "override", "override_reason"):
+    for launch_only in ("title", "override_reason"):
         arguments.pop(launch_only)
     try:
-        plan = plan_study(**arguments)
+        planned = preview.study_preview(user=request.user, **arguments)
     except ValidationError as error:
         return {"plan": None, "plan_errors": error.messages}
-    return {"plan": plan, "plan_errors": [], "resolutions": form.resolutions(),
+    plan = planned.plan
+    return {"plan": plan, "preview": planned, "plan_errors": [], "resolutions": form.resolutions(),
             "conflict_keys": {conflict.key for conflict in plan.conflicts},
             "shared_runs": len(plan.arms) * len(plan.seeds) - len(plan.runs)}
 
@@ -234,7 +234,7 @@ def study_preview(request: HttpRequest) -> HttpResponse:
         data.setlist("ideas", [key for key in data.getlist("ideas") if key not in drop])
     form = _integration_form(request, data)
     form.is_valid()
-    context = {"form": form, "show_all": data.get("show") == "all", **_preview_context(form)}
+    context = {"form": form, "show_all": data.get("show") == "all", **_preview_context(request, form)}
     template = "experiments/_study_form.html" if drop else "experiments/_study_preview.html"
     return render(request, template, context)
 
