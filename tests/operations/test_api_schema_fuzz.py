@@ -1,4 +1,5 @@
-"""Schemathesis over /api/v1/schema/: every operation, fed generated (valid and invalid) input against a seeded
+"""Schemathesis over /api/v1/schema/: every operation (lists and their filters, the launch preview, logs,
+baselines, pools and requests included), fed generated (valid and invalid) input against a seeded
 database by an authenticated user, never answers 5xx and always answers with a status and body its schema
 documents.
 
@@ -113,7 +114,12 @@ def seeded(db, same_connection, settings) -> Seeded:
             "run_id": [run.pk for study in (finished, queued) for run in study.runs.all()],
             "study_id": [finished.pk, queued.pk],
             # query parameters and body fields that name other rows
-            "name": ["train_loss", "val_loss"],
+            # metric names (runs/{id}/metrics/?name=) and baseline names (baselines/{name}/) share the field name
+            "name": ["train_loss", "val_loss", baseline.name, baseline.label],
+            "launched_by": [fuzzer.username, other.username],
+            "kind": ["ablation", "integration"],
+            "stage": ["pilot", "scale-up"],
+            "attempt": [1],
             "area": [moe.slug, fp4.slug],
             "pic": [fuzzer.username, other.username],
             "cycle": [upcoming.pk, current.pk],
