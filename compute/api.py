@@ -14,6 +14,7 @@ from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 
 from compute import selectors, services
+from core import idempotency
 from compute.errors import ComputeConflict
 from compute.visibility import visible_compute_areas, visible_requests
 from compute.models import Cycle, Pool
@@ -107,7 +108,9 @@ class RequestListView(ComputeAPIView, mixins.ListModelMixin):
         """Compute requests you may see, newest first; filter by cycle, area, status and stage."""
         return self.list(request)
 
-    @extend_schema(request=RequestInputSerializer, responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS})
+    @extend_schema(request=RequestInputSerializer, parameters=[idempotency.PARAMETER],
+                   responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS, **idempotency.RESPONSES})
+    @idempotency.idempotent
     def post(self, request: HttpRequest) -> Response:
         """Open a request, or edit the open one for the same cycle, pool and target (200, history kept)."""
         data = self.parse(RequestInputSerializer, request.data)

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files (no CDN)
     "django_filters",
+    "core",
     "accounts",
     "ideas",
     "experiments",

@@ -3,7 +3,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.api_index import ApiIndexView
+
 api_patterns = [
+    path("", ApiIndexView.as_view(), name="api-index"),
     path("", include("ideas.api_urls")),
     path("", include("compute.api_urls")),
     path("", include("experiments.api_urls")),

@@ -19,6 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import idempotency
 from experiments import queries, selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
@@ -104,14 +105,16 @@ class StudyListView(mixins.ListModelMixin, ExperimentsAPIView):
         """Studies you may see, newest first, filtered by kind, overall status, idea, area, launcher, baseline."""
         return self.list(request)
 
-    @extend_schema(request=StudyCreateSerializer, responses={
-        201: StudyDetailSerializer, **_ERRORS,
+    @extend_schema(request=StudyCreateSerializer, parameters=[idempotency.PARAMETER], responses={
+        201: StudyDetailSerializer, **_ERRORS, **idempotency.RESPONSES,
         409: OpenApiResponse(ConflictResponseSerializer, description=(
             "Ideas set one key to different values (body: `conflicts`), or the study's estimate exceeds the "
             "remaining grant (body: `requested`, `remaining`, `grant`, `can_grant_more`).")),
     })
+    @idempotency.idempotent
     def post(self, request: Request) -> Response:
-        """Launch a study (plan it first with ``POST /api/v1/studies/preview/``)."""
+        """Launch a study (plan it first with ``POST /api/v1/studies/preview/``). With an ``Idempotency-Key``,
+        sending the same launch again answers the study already launched."""
         study = services.study_launch(user=request.user, **self.parse(StudyCreateSerializer, request.data))
         return self.study_response(study.pk, status.HTTP_201_CREATED)
 
@@ -207,7 +210,9 @@ class RunCancelView(ExperimentsAPIView):
 class RunResumeView(ExperimentsAPIView):
     serializer_class = RunSerializer
 
-    @extend_schema(request=None, responses={202: RunSerializer, **_ERRORS, **_STATE_CONFLICT})
+    @extend_schema(request=None, parameters=[idempotency.PARAMETER],
+                   responses={202: RunSerializer, **_ERRORS, **_STATE_CONFLICT, **idempotency.RESPONSES})
+    @idempotency.idempotent
     def post(self, request: Request, run_id: int) -> Response:
         services.run_resume(run=self.run(), user=request.user)
         return Response(RunSerializer(self.run()).data, status=status.HTTP_202_ACCEPTED)

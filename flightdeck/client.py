@@ -78,13 +78,14 @@ class Ideas(_Resource):
 
     def submit(self, *, area: str, title: str, summary: str, hypothesis: str = "",
                patch: Mapping[str, Any] | str | None = None, tags: Iterable[str] = (),
-               estimated_gpu_hours: float | None = None) -> Json:
-        """A new idea. ``patch`` is a dict of dotted config keys or the web form's ``key = value`` lines."""
+               estimated_gpu_hours: float | None = None, idempotency_key: str | None = None) -> Json:
+        """A new idea. ``patch`` is a dict of dotted config keys or the web form's ``key = value`` lines.
+        Safe to retry, like ``Studies.launch``."""
         body: Json = {"area": area, "title": title, "summary": summary, "hypothesis": hypothesis,
                       "tags": list(tags), "estimated_gpu_hours": estimated_gpu_hours}
         if patch:
             body["recipe_patch"] = patch if isinstance(patch, str) else dict(patch)
-        return self._t.request("POST", "ideas/", json=body)
+        return self._t.request("POST", "ideas/", json=body, headers=_idempotency(idempotency_key))
 
     def update(self, key: str, **changes: Any) -> Json:
         return self._t.request("PATCH", f"ideas/{key}/", json=changes)
@@ -146,8 +147,7 @@ class Studies(_Resource):
                            leave_one_out=leave_one_out, resolutions=resolutions, backend=backend, title=title)
         if override:
             body.update(override=True, override_reason=override_reason)
-        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        return self._t.request("POST", "studies/", json=body, headers=headers)
+        return self._t.request("POST", "studies/", json=body, headers=_idempotency(idempotency_key))
 
     def cancel(self, study_id: int) -> Json:
         """Cancel every live run of the study; answers ``{"cancelled": n}``."""
@@ -219,8 +219,9 @@ class Runs(_Resource):
     def cancel(self, run_id: int) -> Json:
         return self._t.request("POST", f"runs/{run_id}/cancel/")
 
-    def resume(self, run_id: int) -> Json:
-        return self._t.request("POST", f"runs/{run_id}/resume/")
+    def resume(self, run_id: int, *, idempotency_key: str | None = None) -> Json:
+        """Queue a new attempt of a failed or cancelled run, from its last checkpoint. Safe to retry."""
+        return self._t.request("POST", f"runs/{run_id}/resume/", headers=_idempotency(idempotency_key))
 
 
 class Baselines(_Resource):
@@ -258,15 +259,22 @@ class Compute(_Resource):
         return self._t.request("GET", f"requests/{request_id}/")
 
     def request(self, *, cycle: int, area: str, pool: str, gpu_hours: float, justification: str,
-                stage: str = "pilot", idea: str | None = None, evidence_links: Iterable[str] = ()) -> Json:
-        """Ask for GPU-hours (or edit the open request for the same cycle, pool and target)."""
+                stage: str = "pilot", idea: str | None = None, evidence_links: Iterable[str] = (),
+                idempotency_key: str | None = None) -> Json:
+        """Ask for GPU-hours (or edit the open request for the same cycle, pool and target). Safe to retry."""
         body = {"cycle": cycle, "area": area, "idea": idea, "pool": pool, "gpu_hours": gpu_hours,
                 "justification": justification, "stage": stage, "evidence_links": list(evidence_links)}
-        return self._t.request("POST", "requests/", json=body)
+        return self._t.request("POST", "requests/", json=body, headers=_idempotency(idempotency_key))
 
     def review(self, request_id: int, *, decision: str, gpu_hours: float | None = None, comment: str = "") -> Json:
         return self._t.request("POST", f"requests/{request_id}/review/",
                                json={"decision": decision, "gpu_hours": gpu_hours, "comment": comment})
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    """The header that makes a write safe to send again: the given key, or a new one for this call (every try
+    of the call sends the same one, so the server does the work once)."""
+    return {"Idempotency-Key": key or str(uuid.uuid4())}
 
 
 def _query_value(value: Any) -> str:

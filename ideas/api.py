@@ -13,6 +13,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import idempotency
 from ideas import selectors, services
 from ideas.errors import IllegalTransition
 from ideas.models import Area, Idea
@@ -97,7 +98,9 @@ class IdeaListView(mixins.ListModelMixin, IdeasAPIView):
     def get(self, request: Request) -> Response:
         return self.list(request)
 
-    @extend_schema(request=IdeaCreateSerializer, responses={201: IdeaDetailSerializer, **_ERRORS})
+    @extend_schema(request=IdeaCreateSerializer, parameters=[idempotency.PARAMETER],
+                   responses={201: IdeaDetailSerializer, **_ERRORS, **idempotency.RESPONSES})
+    @idempotency.idempotent
     def post(self, request: Request) -> Response:
         idea = services.idea_create(submitter=request.user, **self.parse(IdeaCreateSerializer, request.data))
         return Response(IdeaDetailSerializer(idea).data, status=status.HTTP_201_CREATED)

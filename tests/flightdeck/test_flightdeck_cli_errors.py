@@ -70,3 +70,20 @@ def test_bad_arguments_are_a_usage_error(flightdeck_cli):
 
     assert result.returncode == 2 and "the following arguments are required: --baseline, --steps" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_login_checks_the_token_before_storing_it(flightdeck_cli, live_server, member, token_for, cli_home):
+    refused = flightdeck_cli("login", "--url", live_server.url, "--token", "fd_wrong")
+    assert_one_line_error(refused, "Invalid token. Create a token at /accounts/tokens/ and run `flightdeck login`.")
+    stored = cli_home / ".config" / "flightdeck" / "config.json"
+    assert not stored.exists()
+
+    token = token_for(member)
+    accepted = flightdeck_cli("login", "--url", live_server.url, stdin=token + "\n")  # the token from stdin
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout == f"Signed in to {live_server.url}/api/v1/ as mona; saved in {stored}\n"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert flightdeck_cli("ideas", "list").stdout == "(none)\n"  # no variables: the stored ones are used
+    assert flightdeck_cli("logout").stdout == f"Removed {stored}\n" and not stored.exists()
