@@ -16,7 +16,7 @@ def test_the_index_lists_the_resources_and_the_caller(member):
     assert body["schema"] == "http://testserver/api/v1/schema/?format=json"
     assert body["docs"] == "http://testserver/api/v1/docs/"
     answers = {name: client.get(url) for name, url in body["resources"].items()}
-    assert answers.pop("usage").json() == {"cycle": ["there are no cycles yet"]}
+    assert answers.pop("usage").json() == {"cycle": "there are no cycles yet"}
     assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(answers, 200)
 
 
