@@ -103,8 +103,9 @@ def _messages(value: Any) -> list[str]:
     return [str(value)]
 
 
-def describe(status: int, body: Any) -> str:
-    """One line from an error answer: ``detail`` if there is one, else ``field: message; field: message``."""
+def describe(status: int, body: Any, url: str = "") -> str:
+    """One line from an error answer: ``detail`` if there is one, else ``field: message; field: message``;
+    the status and URL when the answer is not the API's JSON (a proxy's page, an endpoint this server lacks)."""
     if isinstance(body, dict):
         if isinstance(body.get("detail"), str) and body["detail"]:
             return " ".join(body["detail"].split())
@@ -113,12 +114,12 @@ def describe(status: int, body: Any) -> str:
             return " ".join("; ".join(parts).split())
     if isinstance(body, list) and body:
         return " ".join("; ".join(_messages(body)).split())
-    return f"the server answered HTTP {status}"
+    return f"the server answered HTTP {status} for {url}" if url else f"the server answered HTTP {status}"
 
 
 def error_for(status: int, body: Any, *, url: str, retry_after: float | None = None) -> ApiError:
     """The typed error for an error answer."""
-    message = describe(status, body)
+    message = describe(status, body, url)
     if status == 409 and isinstance(body, dict):
         if "conflicts" in body:
             return PatchConflict(message, status=status, body=body, url=url)

@@ -173,3 +173,11 @@ def test_retry_after_values():
     assert retry_after_seconds("Thu, 01 Jan 2026 00:00:05 GMT", now=now) == 5.0
     assert retry_after_seconds("Wed, 31 Dec 2025 23:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_an_answer_that_is_not_the_apis_json_names_status_and_url():
+    with ScriptedServer([Answer(404, None, {"Content-Type": "text/html"})]) as server:
+        with pytest.raises(NotFound) as raised:
+            client_for(server, []).runs.compare([1, 2])
+
+    assert str(raised.value) == f"the server answered HTTP 404 for {server.url}/api/v1/runs/compare/?ids=1%2C2"
