@@ -32,6 +32,19 @@ def attempt_log_chunk(attempt: Attempt, *, offset: int = 0, limit: int = CHUNK_B
         return LogChunk(attempt.number, offset, offset + len(tail), tail.decode(), ended)
     more = len(data) > limit
     data = data[:limit]
-    if more and b"\n" in data:
-        data = data[: data.rindex(b"\n") + 1]
+    if more:
+        data = _whole_lines_or_characters(data)
     return LogChunk(attempt.number, offset, offset + len(data), data.decode(errors="replace"), ended and not more)
+
+
+def _whole_lines_or_characters(data: bytes) -> bytes:
+    """``data`` up to its last line break; a chunk inside one very long line ends before a split UTF-8 character."""
+    if b"\n" in data:
+        return data[: data.rindex(b"\n") + 1]
+    for cut in range(4):  # a UTF-8 character is at most 4 bytes
+        try:
+            (data[: len(data) - cut]).decode()
+            return data[: len(data) - cut]
+        except UnicodeDecodeError:
+            continue
+    return data

@@ -335,3 +335,15 @@ def test_the_preview_says_whether_the_grant_covers_the_estimate(api, pic, make_i
     holds = LaunchHold.objects.count()
     assert api.post("/api/v1/studies/preview/", body, format="json").status_code == 200
     assert LaunchHold.objects.count() == holds  # a preview reserves nothing
+
+
+def test_a_chunk_inside_one_long_line_never_splits_a_character(api, logged_run):
+    run, attempt = logged_run
+    attempt.log_path.write_text("x" + "é" * 100_000)  # no line break; two-byte characters across 64 KiB edges
+
+    text, offset = "", 0
+    while (chunk := api.get(f"/api/v1/runs/{run.pk}/logs/?offset={offset}").json())["next_offset"] > offset:
+        text += chunk["text"]
+        offset = chunk["next_offset"]
+
+    assert text == "x" + "é" * 100_000
