@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from django.db.models import QuerySet
 from rest_framework import generics, mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -33,19 +33,19 @@ from experiments.run_logs import attempt_log_chunk
 from experiments.serializers import (
     BaselineDetailSerializer,
     BaselineSerializer,
-    RunLogQuerySerializer,
-    RunLogSerializer,
-    StudyCancelSerializer,
-    StudyListQuerySerializer,
-    StudyListSerializer,
-    StudyPreviewSerializer,
     ConflictResponseSerializer,
     MetricQuerySerializer,
     MetricSeriesSerializer,
+    RunLogQuerySerializer,
+    RunLogSerializer,
     RunSerializer,
     StateConflictSerializer,
+    StudyCancelSerializer,
     StudyCreateSerializer,
     StudyDetailSerializer,
+    StudyListQuerySerializer,
+    StudyListSerializer,
+    StudyPreviewSerializer,
 )
 
 _ERRORS = {
