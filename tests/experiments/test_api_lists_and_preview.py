@@ -13,7 +13,6 @@ from compute.cycles import Calendar
 from compute.models import LaunchHold, Pool
 from experiments import services
 from experiments.models import Attempt, Run, RunStatus, Study
-from ideas import services as idea_services
 from ideas.models import Area
 from tests.experiments.finished_runs import finish_study
 from tests.support.people import FAST_OVERRIDES
