@@ -5,10 +5,10 @@ these forms with ``ideas.forms.apply_service_error``.
 """
 from django import forms
 
+from core.types import User
 from compute.models import Pool, Review, Stage
 from compute.visibility import visible_compute_areas
 from ideas.models import Area, Idea
-from ideas.visibility import User
 
 HOURS = {"max_digits": 12, "decimal_places": 2}
 

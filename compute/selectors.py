@@ -15,12 +15,12 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
+from core.types import User
 from compute.cycles import Calendar, Phase
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
 from compute.visibility import compute_q, visible_compute_areas
 from ideas.lifecycle import Status
 from ideas.models import Area, Idea
-from ideas.visibility import User
 
 TWO = Decimal("0.01")
 

@@ -22,7 +22,7 @@ from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
 from compute.visibility import visible_requests
 from experiments import evidence
-from ideas.forms import apply_service_error, parse_lines
+from core.forms import apply_service_error, parse_lines
 
 
 def _cycle_from_query(request: HttpRequest):

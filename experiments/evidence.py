@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from django.db.models import Sum
 from django.urls import Resolver404, resolve
 
+from core.types import User
 from experiments import queries
 from experiments.models import Run, Study, StudyIdea
 from experiments.results import results_for
 from experiments.visibility import visible_studies
 from ideas.models import Area
-from ideas.visibility import User
 
 RECENT_STUDIES = 5
 NO_VERDICT = "no verdict yet: no run has finished"

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 from django.db.models import Avg, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from core.types import User
 from experiments.models import Arm, Metric, Run, Study, StudyIdea
 from experiments.visibility import study_q
-from ideas.visibility import User
 
 Series = tuple[np.ndarray, np.ndarray]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from core.types import User
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
-from ideas.visibility import User
 
 Series = list[tuple[int, float]]
 

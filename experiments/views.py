@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.forms import apply_service_error
 from experiments import charts, configdiff, queries, runfiles, selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
@@ -25,16 +26,11 @@ from experiments.permissions import can_manage_study
 from experiments.planning import plan_study
 from experiments.results import study_results, study_rows
 from ideas import selectors as idea_selectors
-from ideas.forms import apply_service_error
 from ideas.lifecycle import OPEN_STATES, Status
 from ideas.models import Idea
 from ideas.visibility import visible_ideas
 
 STUDIES_PER_PAGE = 25
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _study(request: HttpRequest, study_id: int, selector: Callable[..., Study] = selectors.study_detail) -> Study:

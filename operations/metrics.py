@@ -16,7 +16,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from config.redis_guard import PauseAfterFailure, short_timeout_client
+from core.redis_guard import PauseAfterFailure, short_timeout_client
 from experiments.models import LIVE_STATES, Attempt, SlotLease
 from ideas.lifecycle import Status as IdeaStatus
 from ideas.models import Idea
