@@ -210,7 +210,7 @@ FLIGHTDECK_IDEA_PANELS = [
 
 FLIGHTDECK_RUNS_DIR = Path(env_str("FLIGHTDECK_RUNS_DIR", str(VAR_DIR / "runs")))
 
-# experiments: where runs execute and how their leases are kept (see experiments/supervisor.py).
+# experiments: where runs execute and how their leases are kept (see experiments/execution/supervisor.py).
 FLIGHTDECK_HOST = env_str("FLIGHTDECK_HOST", socket.gethostname())
 FLIGHTDECK_GPUS = env_list("FLIGHTDECK_GPUS", [])  # GPU indices on this host, one slot each
 FLIGHTDECK_SLOTS = env_int("FLIGHTDECK_SLOTS", 2)  # CPU slots when FLIGHTDECK_GPUS is empty

@@ -35,7 +35,7 @@ from compute import services as compute_services
 from compute.errors import ComputeConflict
 from compute.models import Pool, UsageEntry
 from compute.services import LaunchDecision
-from experiments.backends import backend_for
+from experiments.execution.backends import backend_for
 from experiments.models import LIVE_STATES, Attempt, Run, Study
 from experiments.planning import StudyPlan, measured_tokens_per_s
 from ideas.models import Area, Idea

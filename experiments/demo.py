@@ -19,7 +19,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from experiments import attempts, launcher, monitor, services
+from experiments import services
+from experiments.execution import attempts, launcher, monitor
 from experiments.models import LIVE_STATES, Attempt, Run, RunStatus, Study
 from experiments.planning import plan_study
 from ideas.models import Idea

@@ -10,7 +10,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from experiments import attempts, budget
+from experiments import budget
+from experiments.execution import attempts
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea

@@ -16,7 +16,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.forms import apply_service_error
-from experiments import charts, configdiff, queries, runfiles, selectors, services
+from experiments import charts, configdiff, queries, selectors, services
+from experiments.execution import runfiles
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict

@@ -8,7 +8,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from experiments import queries, queue_status, selectors
+from experiments import queries, selectors
+from experiments.execution import queue_status
 from experiments.analysis import Difference
 from experiments.forms import AblationForm
 from experiments.models import RunStatus

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from compute import services as compute_services
 from compute.cycles import Calendar, Phase
 from compute.models import Allocation, LaunchHold, Pool, UsageEntry
-from experiments import attempts, budget, services
+from experiments import budget, services
+from experiments.execution import attempts
 from experiments.models import Attempt, Run, RunStatus
 from ideas import services as idea_services
 

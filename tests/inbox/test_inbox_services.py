@@ -8,7 +8,7 @@ from django.utils import timezone
 from compute import services as compute_services
 from compute.cycles import Calendar, Phase
 from compute.models import Pool
-from experiments import attempts
+from experiments.execution import attempts
 from experiments import services as experiment_services
 from experiments.models import Run, RunStatus
 from ideas import notifications

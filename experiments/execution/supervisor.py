@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from experiments import attempts, budget, dispatch, launcher, monitor, runfiles
-from experiments.attempts import ClaimOutcome
-from experiments.backends import TrainerBackend, TrainerHandle, backend_for
+from experiments import budget
+from experiments.execution import attempts, dispatch, launcher, monitor, runfiles
+from experiments.execution.attempts import ClaimOutcome
+from experiments.execution.backends import TrainerBackend, TrainerHandle, backend_for
 from experiments.models import Attempt, RunStatus
-from experiments.slots import host_slot_ids
+from experiments.execution.slots import host_slot_ids
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments import budget, dispatch, slots
+from experiments import budget
+from experiments.execution import dispatch, slots
 from experiments.models import FINAL_STATES, Attempt, Run, RunStatus
 from inbox import events as inbox_events
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from experiments.models import Attempt
-from experiments.slots import cuda_visible_devices
+from experiments.execution.slots import cuda_visible_devices
 
 # Mark trainer processes so orphans can be found and killed. The runs directory tells deployments sharing
 # a host apart (attempt ids of two databases overlap), e.g. a test suite next to a running site.
