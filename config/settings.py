@@ -233,6 +233,8 @@ FLIGHTDECK_COMPUTE_CYCLE_ANCHOR = env_str("FLIGHTDECK_COMPUTE_CYCLE_ANCHOR", "20
 FLIGHTDECK_COMPUTE_REVIEW_DAYS = env_int("FLIGHTDECK_COMPUTE_REVIEW_DAYS", 3)  # requests freeze this many days before a cycle starts
 FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILISATION", "0.85")  # share of capacity budgeted, checked by compute.E003
 FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
+# The module that tells the review queue what a request's evidence links show (compute/evidence.py).
+FLIGHTDECK_COMPUTE_EVIDENCE = "experiments.evidence"
 # experiments ↔ compute (experiments/budget.py): the pool runs are charged to (CPU slots count as one GPU each;
 # with no pools defined, launches are not budgeted), and how often a running attempt is charged.
 FLIGHTDECK_DEFAULT_POOL = env_str("FLIGHTDECK_DEFAULT_POOL", "h100")

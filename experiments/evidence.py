@@ -1,5 +1,8 @@
 """What the compute pages show of experiments: the verdicts of studies and runs linked as a request's
-evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more")."""
+evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more").
+
+compute reads this module through its ``FLIGHTDECK_COMPUTE_EVIDENCE`` setting (``compute.evidence``), so it
+never imports experiments."""
 from __future__ import annotations
 
 from collections.abc import Iterable

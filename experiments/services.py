@@ -10,14 +10,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from experiments import budget
+from experiments import budget, notifications
 from experiments.execution import attempts
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
 from experiments.permissions import can_launch_study, can_manage_study
 from experiments.planning import StudyPlan, plan_study
-from inbox import events as inbox_events
 from modelzoo.config import ConfigError, apply_overrides, load_recipe
 
 
@@ -160,7 +159,7 @@ def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
         )
         Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=now)
         budget.study_release_if_done(run.study_id)
-        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)
+        notifications.publish_study_run_ended(run.study_id)
     else:
         Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {user}")
     run.refresh_from_db()

@@ -20,10 +20,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments import budget
+from experiments import budget, notifications
 from experiments.execution import dispatch, slots
 from experiments.models import FINAL_STATES, Attempt, Run, RunStatus
-from inbox import events as inbox_events
 
 S = RunStatus
 ACTIVE_STATES = (S.STARTING, S.RUNNING)
@@ -161,7 +160,7 @@ def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, 
         attempt_create(run=run)
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
     if state != S.PREEMPTED:  # a preempted run resumes: its study has not ended
-        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)  # told once its last run has ended
+        notifications.publish_study_run_ended(run.study_id)  # told once its last run has ended
 
 
 @transaction.atomic

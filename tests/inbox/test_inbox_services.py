@@ -8,15 +8,17 @@ from django.utils import timezone
 from compute import services as compute_services
 from compute.cycles import Calendar, Phase
 from compute.models import Pool
+from compute.notifications import REQUEST_REVIEWED
 from experiments.execution import attempts
 from experiments import services as experiment_services
 from experiments.models import Run, RunStatus
+from experiments.notifications import STUDY_RUN_ENDED
 from ideas import notifications
 from ideas import services as idea_services
 from ideas.lifecycle import Status
 from ideas.models import Activity
+from ideas.notifications import IDEA_ACTIVITY
 from inbox import events, selectors, services
-from inbox.events import IDEA_ACTIVITY, REQUEST_REVIEWED, STUDY_RUN_ENDED
 from inbox.models import Message
 from inbox.tasks import deliver_event
 from tests.inbox.flaky_mail import sent_mail
