@@ -8,7 +8,3 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute import checks  # noqa: F401 - registers the system checks
-        from compute import notifications
-        from inbox import events
-
-        events.register(notifications.REQUEST_REVIEWED, notifications.request_reviewed_event)

@@ -16,6 +16,7 @@ def publish_request_reviewed(review_id: int) -> None:
     events.publish(REQUEST_REVIEWED, review_id)
 
 
+@events.source(REQUEST_REVIEWED)
 def request_reviewed_event(review_id: int) -> Event | None:
     review = Review.objects.select_related("request__area", "request__idea", "request__pool", "request__cycle",
                                            "reviewer").filter(pk=review_id).first()

@@ -25,6 +25,7 @@ def publish_study_run_ended(study_id: int) -> None:
     events.publish(STUDY_RUN_ENDED, study_id)
 
 
+@events.source(STUDY_RUN_ENDED)
 def study_finished_event(study_id: int) -> Event | None:
     """Once no run of the study is live: its creator, the watchers of its ideas and their areas' PICs."""
     study = Study.objects.filter(pk=study_id).first()

@@ -5,9 +5,3 @@ class IdeasConfig(AppConfig):
     name = "ideas"
     verbose_name = "Ideas"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from ideas import notifications
-        from inbox import events
-
-        events.register(notifications.IDEA_ACTIVITY, notifications.idea_activity_event)

@@ -42,6 +42,7 @@ def event_for_viewers(*, kind: str, key: str, recipients: set[int], actor_id: in
                  body="\n".join(lines), link=link)
 
 
+@events.source(IDEA_ACTIVITY)
 def idea_activity_event(activity_id: int) -> Event | None:
     """An idea's watchers hear of everything that happens to it; its area's PIC also of every move."""
     activity = (

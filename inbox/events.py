@@ -1,8 +1,9 @@
 """The inbox's contract with the other apps: a registry of event sources, and ``publish``.
 
-Each app builds its own notifications next to where the event happens: in its ``AppConfig.ready`` it
-registers a *source*, a name and a builder that turns a row id into an :class:`Event` (or None when there is
-nothing to say), and its services call ``publish(source, ref)`` in the transaction that recorded something.
+Each app builds its own notifications next to where the event happens: its ``notifications`` module (found
+and imported by ``InboxConfig.ready``) registers a *source* with ``@source(name)``, a builder that turns a row
+id into an :class:`Event` (or None when there is nothing to say), and its services call
+``publish(name, ref)`` in the transaction that recorded something.
 A published event is only a name and a row id ("look at review 7 now"); after commit the worker re-reads the
 rows through the builder and delivers (``inbox.services``). The inbox imports no other app.
 """
@@ -33,10 +34,14 @@ Builder = Callable[[int], Event | None]
 _builders: dict[str, Builder] = {}
 
 
-def register(source: str, builder: Builder) -> None:
-    """Make ``source`` publishable; ``builder(ref)`` re-reads the rows and says who hears what."""
-    if _builders.setdefault(source, builder) is not builder:
-        raise ValueError(f"inbox source {source!r} is already registered to {_builders[source].__qualname__}")
+def source(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: make ``name`` publishable; the builder re-reads the rows of ``ref`` and says who hears what."""
+    def register(builder: Builder) -> Builder:
+        if _builders.setdefault(name, builder) is not builder:
+            raise ValueError(f"inbox source {name!r} is already registered to {_builders[name].__qualname__}")
+        return builder
+
+    return register
 
 
 def build(source: str, ref: int) -> Event | None:

@@ -22,7 +22,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def message_open(request: HttpRequest, message_id: int) -> HttpResponse:
     """Follow a message's link; opening it marks it read, as in any mail client."""
     message = services.message_mark_read(user=request.user, message_id=message_id)
-    # inbox.sources writes site-relative links; the check keeps this from ever being an open redirect.
+    # the apps' notification builders write site-relative links; the check keeps this from ever being an open redirect.
     if not url_has_allowed_host_and_scheme(message.link, allowed_hosts={request.get_host()}):
         return redirect("inbox:index")
     return redirect(message.link)
