@@ -12,7 +12,6 @@ from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 
 from compute import selectors, services
-from core.api import ApiView
 from compute.visibility import visible_compute_areas, visible_requests
 from compute.models import Cycle, Pool
 from compute.serializers import (
@@ -25,6 +24,7 @@ from compute.serializers import (
     UsageQuerySerializer,
     UsageSerializer,
 )
+from core.api import ApiView
 from ideas.models import Idea
 from ideas.selectors import parse_idea_key
 

@@ -3,9 +3,9 @@ and grant to review them. Rows of a restricted area (requests, grants, usage) ar
 org-level rows (the org budget of a pool) belong to no area and stay visible."""
 from django.db.models import Q, QuerySet
 
-from core.types import User
 from compute.models import Allocation, Request, UsageEntry
 from compute.permissions import is_reviewer
+from core.types import User
 from ideas.models import Area
 from ideas.visibility import area_q, can_view_area, sees_everything, visible_areas
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from core.api import ApiView
 from experiments import queries, selectors, services
 from experiments.downsample import lttb_indices
-from experiments.models import Metric, Run, Study
+from experiments.models import Metric, Run
 from experiments.results import study_results
 from experiments.serializers import (
     ConflictResponseSerializer,
@@ -39,18 +38,12 @@ _STATE_CONFLICT = {409: OpenApiResponse(StateConflictSerializer, description="Th
 
 class ExperimentsAPIView(ApiView):
     def study_response(self, study_id: int, code: int = status.HTTP_200_OK) -> Response:
-        try:
-            study = selectors.study_detail(study_id, user=self.request.user)
-        except Study.DoesNotExist:
-            raise Http404(f"no study {study_id}") from None
+        study = selectors.study_detail(study_id, user=self.request.user)
         serializer = StudyDetailSerializer(study, context={"results": study_results(study)})
         return Response(serializer.data, status=code)
 
     def run(self) -> Run:
-        try:
-            return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
-        except Run.DoesNotExist:
-            raise Http404(f"no run {self.kwargs['run_id']}") from None
+        return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
 
 
 class StudyCreateView(ExperimentsAPIView):

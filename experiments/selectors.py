@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from core.selectors import get_or_404
 from core.types import User
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
@@ -44,9 +45,9 @@ def study_list(*, idea_key: str | None = None) -> QuerySet[Study]:
 
 def study_detail(study_id: int, *, user: User | None = None) -> Study:
     """One study with baseline, ideas in order, arms in order and each arm's runs with their attempts
-    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). Raises Study.DoesNotExist, also
-    when ``user`` may not see it (None: no visibility check, for services and jobs)."""
-    return (
+    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). 404 when unknown, also when
+    ``user`` may not see it (None: no visibility check, for services and jobs)."""
+    return get_or_404(
         Study.objects.filter(study_q(user) if user is not None else Q()).select_related("baseline", "created_by")
         .prefetch_related(
             Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
@@ -56,8 +57,8 @@ def study_detail(study_id: int, *, user: User | None = None) -> Study:
             Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
                 Prefetch("runs", queryset=_runs_with_attempts())
             )),
-        )
-        .get(pk=study_id)
+        ),
+        f"no study {study_id}", pk=study_id,
     )
 
 
@@ -71,15 +72,15 @@ POLLED_RUN_FIELDS = ("id", "public_id", "study_id", "seed", "status", "step", "m
 def study_for_polls(study_id: int, *, user: User) -> Study:
     """What the study page's polled fragments read, and no more: the study, its runs and its arms in order with
     their runs (``POLLED_RUN_FIELDS`` only; no baseline, ideas or attempts) — four queries instead of
-    ``study_detail``'s seven. Raises Study.DoesNotExist, also when ``user`` may not see it."""
+    ``study_detail``'s seven. 404 when unknown, also when ``user`` may not see it."""
     runs = Run.objects.order_by("id").only(*POLLED_RUN_FIELDS)
-    return (
+    return get_or_404(
         Study.objects.filter(study_q(user))
         # Study runs (status) before arm runs (results), for the reason given in study_detail.
         .prefetch_related(Prefetch("runs", queryset=runs),
                           Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
-                              Prefetch("runs", queryset=runs))))
-        .get(pk=study_id)
+                              Prefetch("runs", queryset=runs)))),
+        f"no study {study_id}", pk=study_id,
     )
 
 
@@ -98,19 +99,22 @@ def study_status(runs: Iterable[Run]) -> str:
 
 
 def run_detail(run_id: int | None = None, *, public_id: str | None = None, user: User | None = None) -> Run:
-    """One run with its study, baseline, arms and attempts (oldest first). Raises Run.DoesNotExist, also when
-    ``user`` may not see it (None: no visibility check, for services and jobs)."""
+    """One run with its study, baseline, arms and attempts (oldest first). 404 when unknown, also when ``user``
+    may not see it (None: no visibility check, for services and jobs)."""
     runs = _runs_with_attempts().select_related("study__baseline").prefetch_related("arms")
     if user is not None:
         runs = runs.filter(run_q(user))
-    return runs.get(pk=run_id) if public_id is None else runs.get(public_id=public_id)
+    if public_id is None:
+        return get_or_404(runs, f"no run {run_id}", pk=run_id)
+    return get_or_404(runs, f"no run {public_id}", public_id=public_id)
 
 
 def run_for_polls(run_id: int, *, user: User) -> Run:
     """A run with what its polled live panel reads: ``POLLED_RUN_FIELDS`` and its attempts (no study, arms or
-    config). Raises Run.DoesNotExist, also when ``user`` may not see it."""
+    config). 404 when unknown, also when ``user`` may not see it."""
     runs = Run.objects.filter(run_q(user)).only(*POLLED_RUN_FIELDS)
-    return runs.prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("number"))).get(pk=run_id)
+    runs = runs.prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("number")))
+    return get_or_404(runs, f"no run {run_id}", pk=run_id)
 
 
 def latest_attempt(run: Run) -> Attempt | None:

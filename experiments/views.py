@@ -37,17 +37,11 @@ STUDIES_PER_PAGE = 25
 def _study(request: HttpRequest, study_id: int, selector: Callable[..., Study] = selectors.study_detail) -> Study:
     """The study as the user may see it: 404 also when hidden (restricted area), never revealing it exists.
     ``selector``: how much of it to load (the polled fragments need less than the page)."""
-    try:
-        return selector(study_id, user=request.user)
-    except Study.DoesNotExist:
-        raise Http404(f"no study {study_id}") from None
+    return selector(study_id, user=request.user)
 
 
 def _run(request: HttpRequest, run_id: int, selector: Callable[..., Run] = selectors.run_detail) -> Run:
-    try:
-        return selector(run_id, user=request.user)
-    except Run.DoesNotExist:
-        raise Http404(f"no run {run_id}") from None
+    return selector(run_id, user=request.user)
 
 
 # ------------------------------------------------------------------------------------------- study list
