@@ -1,5 +1,5 @@
 """The files a run directory holds (docs/contracts.md): config.json, status.json, metrics.jsonl, train.log,
-and the checkpoints/ folder. Only the rank-0 process writes them.
+tokenizer.json (subword tokenizers only) and the checkpoints/ folder. Only the rank-0 process writes them.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class RunFiles:
         self.metrics = out / "metrics.jsonl"
         self.log = out / "train.log"
         self.checkpoints = out / "checkpoints"
+        self.tokenizer = out / "tokenizer.json"
 
     def ensure_writable(self) -> None:
         """Create the directory and prove a file can be written there, or raise :class:`RunDirError`."""
@@ -42,6 +43,9 @@ class RunFiles:
     def write_config(self, recipe_dict: dict[str, Any], config_hash: str) -> None:
         payload = {"recipe": recipe_dict, "hash": config_hash}
         replace_atomically(self.config, (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
+
+    def write_tokenizer(self, payload: bytes) -> None:
+        replace_atomically(self.tokenizer, payload)
 
     def write_status(self, status: str, step: int, max_steps: int, reason: str = "") -> None:
         if status not in STATUSES:

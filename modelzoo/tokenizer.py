@@ -54,6 +54,9 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return self._tokenizer.decode([int(i) for i in ids])
 
+    def save(self, path: Path) -> None:
+        self._tokenizer.save(str(path))
+
 
 def train_bpe(texts: Iterable[bytes], vocab_size: int, path: Path) -> BPETokenizer:
     """Train a byte-level BPE of ``vocab_size`` tokens on ``texts`` and save it to ``path``."""
