@@ -376,6 +376,18 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     return updated
 
 
+def merge_overrides(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Override layers (e.g. a baseline's, then an arm's patch) as one; later layers win. A layer choosing the
+    data by ``data.corpus`` or ``data.blend`` replaces an earlier layer's choice made with the other key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, other in (("data.corpus", "data.blend"), ("data.blend", "data.corpus")):
+            if layer.get(key):
+                merged.pop(other, None)
+        merged.update(layer)
+    return merged
+
+
 def apply_model_overrides(model: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
     """Like :func:`apply_overrides` for a bare model config: model keys only, model checks only."""
     outside = [key for key in overrides if key.split(".")[0] in RECIPE_SECTIONS]

@@ -122,6 +122,21 @@ def test_choosing_a_value_resolves_the_conflict(pic, make_idea, fast_baseline):
     assert {run.config["model"]["moe"]["latent_size"] for run in all_arm.runs.all()} == {16}
 
 
+def test_two_blend_ideas_conflict_on_data_blend_and_a_chosen_mixture_resolves_it(pic, make_idea, fast_baseline):
+    code = make_idea("Code-heavy mix", {"data.blend": {"stdlib": 0.8, "python-docs": 0.2}})
+    docs = make_idea("Docs-heavy mix", {"data.blend": {"stdlib": 0.2, "python-docs": 0.8}})
+    plan = plan_study(kind="integration", baseline="tiny-fast", ideas=[code.key, docs.key], seeds=[0], max_steps=4)
+    [conflict] = plan.conflicts
+    assert conflict.to_dict()["values"] == [{"idea": code.key, "value": {"stdlib": 0.8, "python-docs": 0.2}},
+                                            {"idea": docs.key, "value": {"stdlib": 0.2, "python-docs": 0.8}}]
+    with pytest.raises(ValidationError) as caught:
+        launch(pic, [code, docs], resolutions={"data.blend": {"stdlib": 1, "/etc": 1}})
+    assert "data.blend: '/etc' is not a registered corpus" in field_error(caught, "resolutions")
+    study = launch(pic, [code, docs], resolutions={"data.blend": {"stdlib": 1, "python-docs": 1}})
+    [run] = study.arms.get(name="all").runs.all()
+    assert run.config["data"]["blend"] == {"python-docs": 0.5, "stdlib": 0.5} and run.config["data"]["corpus"] == ""
+
+
 def test_a_resolution_with_an_invalid_value_names_the_key(pic, make_idea, fast_baseline):
     wide, narrow = make_idea("Wide latent", {"moe.latent_size": 48}), make_idea("Narrow latent", LATENT)
     with pytest.raises(ValidationError) as caught:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelzoo.config import ConfigError, DataConfig, apply_overrides, load_recipe, validate_patch
+from modelzoo.config import ConfigError, DataConfig, apply_overrides, load_recipe, merge_overrides, validate_patch
 from modelzoo.corpora import BUILTINS, corpus_source, registered_corpora
 from modelzoo.data import CorpusError, build_blend
 
@@ -104,3 +104,12 @@ def test_a_blend_is_normalised_and_replaces_the_single_corpus() -> None:
     assert single.data.resolved_blend() == {"manpages": 1.0} and single.data.blend == {}
     with pytest.raises(ConfigError, match="data.blend: set either data.corpus .* or data.blend"):
         apply_overrides(recipe, {"data.corpus": "manpages", "data.blend": {"stdlib": 1}})
+
+
+def test_a_later_layer_choosing_the_data_replaces_the_earlier_choice() -> None:
+    baseline = {"data.corpus": "manpages", "optim.lr": 0.001}
+    patch = {"data.blend": {"stdlib": 1, "python-docs": 1}}
+    merged = merge_overrides(baseline, patch, {"train.seed": 3})
+    assert merged == {"optim.lr": 0.001, "data.blend": {"stdlib": 1, "python-docs": 1}, "train.seed": 3}
+    assert merge_overrides(patch, {"data.corpus": "stdlib"}) == {"data.corpus": "stdlib"}
+    assert apply_overrides(load_recipe("tiny-ci"), merged).data.resolved_blend() == {"python-docs": 0.5, "stdlib": 0.5}
