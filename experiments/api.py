@@ -12,7 +12,7 @@ import numpy as np
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,16 +23,20 @@ from experiments.composition import ConflictError
 from experiments.downsample import lttb_indices
 from experiments.errors import RunStateConflict
 from experiments.models import Metric, Run, Study
-from experiments.results import study_results
+from experiments.results import FINAL_METRIC, study_results
 from experiments.serializers import (
     ConflictResponseSerializer,
+    CorpusQuerySerializer,
+    CorpusSerializer,
     MetricQuerySerializer,
     MetricSeriesSerializer,
     RunSerializer,
     StateConflictSerializer,
     StudyCreateSerializer,
     StudyDetailSerializer,
+    StudyMetricQuerySerializer,
 )
+from modelzoo.catalogue import CorpusInfo
 
 _ERRORS = {
     400: OpenApiResponse(description="Invalid input; the body names each offending field."),
@@ -63,12 +67,20 @@ class ExperimentsAPIView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def study_response(self, study_id: int, code: int = status.HTTP_200_OK) -> Response:
+    def study_response(self, study_id: int, code: int = status.HTTP_200_OK, query: Any = None) -> Response:
+        """The study (404 first when hidden), its results on ``query``'s ``metric`` (default ``val_loss``)."""
         try:
             study = selectors.study_detail(study_id, user=self.request.user)
         except Study.DoesNotExist:
             raise Http404(f"no study {study_id}") from None
-        serializer = StudyDetailSerializer(study, context={"results": study_results(study)})
+        metric = self.parse(StudyMetricQuerySerializer, query)["metric"] if query is not None else FINAL_METRIC
+        if metric != FINAL_METRIC:
+            logged = queries.metric_names([run.pk for run in study.runs.all()], "")
+            losses = [name for name in logged if "loss" in name]
+            if metric not in losses:
+                raise DjangoValidationError({"metric": f"study {study.pk} has no loss metric {metric!r}; it has "
+                                                       f"{', '.join(losses) or 'none yet'}"})
+        serializer = StudyDetailSerializer(study, context={"results": study_results(study, metric)})
         return Response(serializer.data, status=code)
 
     def run(self) -> Run:
@@ -76,6 +88,18 @@ class ExperimentsAPIView(generics.GenericAPIView):
             return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
         except Run.DoesNotExist:
             raise Http404(f"no run {self.kwargs['run_id']}") from None
+
+
+class CorpusListView(mixins.ListModelMixin, ExperimentsAPIView):
+    serializer_class = CorpusSerializer
+
+    def get_queryset(self) -> list[CorpusInfo]:
+        query = self.parse(CorpusQuerySerializer, self.request.query_params)
+        return selectors.corpora_list(kind=query["kind"], origin=query["origin"])
+
+    @extend_schema(parameters=[CorpusQuerySerializer], responses={200: CorpusSerializer(many=True), 400: _ERRORS[400]})
+    def get(self, request: Request) -> Response:
+        return self.list(request)
 
 
 class StudyCreateView(ExperimentsAPIView):
@@ -95,9 +119,9 @@ class StudyCreateView(ExperimentsAPIView):
 class StudyDetailView(ExperimentsAPIView):
     serializer_class = StudyDetailSerializer
 
-    @extend_schema(responses={200: StudyDetailSerializer, 404: _ERRORS[404]})
+    @extend_schema(parameters=[StudyMetricQuerySerializer], responses={200: StudyDetailSerializer, **_ERRORS})
     def get(self, request: Request, study_id: int) -> Response:
-        return self.study_response(study_id)
+        return self.study_response(study_id, query=request.query_params)
 
 
 class RunDetailView(ExperimentsAPIView):

@@ -19,6 +19,7 @@ from experiments import curves, queries
 from experiments.analysis import ArmResult
 from experiments.curves import Band
 from experiments.models import LIVE_STATES, RunStatus, Study
+from experiments.results import PER_CORPUS_PREFIX, per_corpus_metrics
 
 BASELINE_COLOUR = "#445062"
 PALETTE = ["#3a4fd8", "#c2362f", "#1f7a4d", "#9a6200", "#6136c2", "#0f766e", "#b03029", "#1f5bb8", "#8a5a00"]
@@ -165,7 +166,9 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
     colours = arm_colours([arm.name for arm in arm_rows])
     run_ids = {run.pk for arm in arm_rows for run in arm.runs.all()}
     charts = []
-    for metric in CURVES:
+    corpus_curves = [CurveMetric(name, f"Validation loss on {name.removeprefix(PER_CORPUS_PREFIX)}", "loss", False)
+                     for name in per_corpus_metrics(queries.metric_names(run_ids, PER_CORPUS_PREFIX))]
+    for metric in (*CURVES[:2], *corpus_curves, *CURVES[2:]):
         series = queries.metric_arrays(run_ids, metric.name)
         bands = {}
         for arm in arm_rows:
@@ -174,9 +177,10 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
             if band is not None:
                 bands[arm.name] = band
         figure = band_figure(bands, colours, y_title=metric.axis) if bands else None
-        charts.append(Chart(metric.name, metric.title, figure))
+        # The name is also an HTML id, where "/" would need escaping in selectors.
+        charts.append(Chart(metric.name.replace("/", "-"), metric.title, figure))
     final = final_loss_figure(arms, colours) if any(arm.stats for arm in arms) else None
-    charts.insert(2, Chart("final_val_loss", "Final validation loss and difference to baseline", final))
+    charts.insert(2 + len(corpus_curves), Chart("final_val_loss", "Final validation loss and difference to baseline", final))
     for name, title, axis, how in (("tokens_per_s", "Throughput", "tokens / s", "mean"),
                                    ("peak_mem_mb", "Peak memory", "MB", "max")):
         per_run = queries.per_run_aggregate(run_ids, name, how)

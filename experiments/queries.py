@@ -32,12 +32,30 @@ def metric_arrays(run_ids: Iterable[int], name: str) -> dict[int, Series]:
     }
 
 
+def metric_names(run_ids: Iterable[int], prefix: str) -> list[str]:
+    """The distinct metric names starting with ``prefix`` (e.g. ``val_loss/``) that any of the runs logged."""
+    rows = Metric.objects.filter(run_id__in=list(run_ids), name__startswith=prefix).values_list("name", flat=True)
+    return sorted(set(rows.distinct().order_by()))
+
+
 def final_values(run_ids: Iterable[int], name: str) -> dict[int, float]:
     """``{run_id: value of metric name at the run's last logged step}``, one query (a correlated subquery
     on the (run, name, step) index instead of loading every point)."""
     last_step = Metric.objects.filter(run=OuterRef("run"), name=name).order_by("-step").values("step")[:1]
     rows = Metric.objects.filter(run_id__in=list(run_ids), name=name, step=Subquery(last_step))
     return dict(rows.values_list("run_id", "value"))
+
+
+def final_values_by_name(run_ids: Iterable[int], prefix: str) -> dict[str, dict[int, float]]:
+    """Like :func:`final_values` for every metric whose name starts with ``prefix``, in one query:
+    ``{name: {run_id: value at the run's last logged step of that metric}}``."""
+    last_step = (Metric.objects.filter(run=OuterRef("run"), name=OuterRef("name")).order_by("-step")
+                 .values("step")[:1])
+    rows = Metric.objects.filter(run_id__in=list(run_ids), name__startswith=prefix, step=Subquery(last_step))
+    finals: dict[str, dict[int, float]] = {}
+    for run_id, name, value in rows.values_list("run_id", "name", "value"):
+        finals.setdefault(name, {})[run_id] = value
+    return finals
 
 
 def per_run_aggregate(run_ids: Iterable[int], name: str, how: str) -> dict[int, float]:

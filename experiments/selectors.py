@@ -9,6 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
 from ideas.visibility import User
+from modelzoo.catalogue import CorpusInfo, corpus_catalogue
 
 Series = list[tuple[int, float]]
 
@@ -141,3 +142,10 @@ def final_metric(run_ids: Iterable[int], name: str) -> dict[int, float]:
     for run_id, value in rows.values_list("run_id", "value"):
         finals[run_id] = value  # ordered by step, so the last write wins
     return finals
+
+
+def corpora_list(*, kind: str = "", origin: str = "") -> list[CorpusInfo]:
+    """The registered corpora recipes may name, optionally only one origin ("built-in" / "registered") or those
+    whose kind starts with ``kind`` (e.g. "prose"). Every signed-in user may use every registered corpus."""
+    return [info for info in corpus_catalogue()
+            if info.kind.startswith(kind) and (not origin or info.origin == origin)]

@@ -27,7 +27,7 @@ CORPORA_ENV = "FLIGHTDECK_CORPORA_DIR"
 VAR_ENV = "FLIGHTDECK_VAR_DIR"
 MANIFEST = "manifest.json"
 # A name is a plain word: no "/", no ".", so no path (absolute, relative or "..") can ever be a corpus name.
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")  # metric names "val_loss/<name>" fit 64 chars
 _STDLIB_EXCLUDED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
 

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from modelzoo.atomic_io import fsync_dir
+from modelzoo.catalogue import default_cache_root
 from modelzoo.config import DataConfig
 from modelzoo.corpora import CorpusSource, UnknownCorpus, corpus_source
 from modelzoo.shards import MANIFEST, ShardError, TokenStream, open_shards, write_shards
 from modelzoo.tokenizer import SEPARATOR_ID, BPETokenizer, ByteTokenizer, Tokenizer, train_bpe
 
-CACHE_ENV = "FLIGHTDECK_DATA_CACHE"
 # Corpora are capped so each builds in seconds; documents are taken in sorted order up to the cap.
 DEFAULT_MAX_CORPUS_BYTES = 8 * 2**20
 # The BPE learns from at most this much of each corpus's training split, so its cost stays bounded.
@@ -66,10 +66,6 @@ class Blend:
     weights: dict[str, float]
     tokenizer: Tokenizer | None  # None for pre-tokenized corpora
     vocab_size: int
-
-
-def default_cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "flightdeck" / "corpora")
 
 
 def split_by_path(relpaths: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -170,8 +166,8 @@ def _build_atomically(target: Path, fill: Any) -> None:
 
 def _bpe_tokenizer(texts: Sequence[_TextCorpus], vocab_size: int, cache_root: Path) -> tuple[BPETokenizer, str]:
     """The BPE learned from the training splits of ``texts`` (cached by their identity), and that identity."""
-    key = _digest({"bpe": vocab_size, "sample": BPE_SAMPLE_BYTES, "corpora": sorted(t.key for t in texts)})
-    target = cache_root / "tokenizers" / f"bpe-{vocab_size}-{key}"
+    key = f'bpe-{vocab_size}-{_digest({"sample": BPE_SAMPLE_BYTES, "corpora": sorted(t.key for t in texts)})}'
+    target = cache_root / "tokenizers" / key
 
     def fill(staging: Path) -> None:
         samples = (text for corpus in texts for text in corpus.train_sample(BPE_SAMPLE_BYTES))
@@ -207,7 +203,8 @@ def _text_shards(corpus: _TextCorpus, tokenizer: Tokenizer, tokenizer_key: str, 
                      vocab_size=tokenizer.vocab_size, tokenizer=tokenizer_key, separator_id=SEPARATOR_ID,
                      extra={"corpus": corpus.source.name, "kind": corpus.source.kind, "origin": corpus.source.origin,
                             "bytes": sum(len(text) for text in texts.values()), "train_files": train_files,
-                            "val_files": val_files, "build_seconds": round(time.perf_counter() - started, 3)})
+                            "val_files": val_files, "build_seconds": round(time.perf_counter() - started, 3),
+                            "built_at": time.time()})
 
     if not (target / MANIFEST).is_file():
         _build_atomically(target, fill)
@@ -257,17 +254,6 @@ def build_blend(cfg: DataConfig, cache_root: Path | None = None,
     corpora = {name: _open(name, _text_shards(text, tokenizer, tokenizer_key, cache_root))
                for name, text in texts.items()}
     return Blend(corpora, weights, tokenizer, tokenizer.vocab_size)
-
-
-def cached_builds(name: str, cache_root: Path | None = None) -> list[dict[str, Any]]:
-    """Manifests of the cache's complete builds of corpus ``name`` (one per tokenizer and source version)."""
-    root = cache_root or default_cache_root()
-    manifests = []
-    for path in sorted(root.glob(f"{name}-*/{MANIFEST}")) if root.is_dir() else []:
-        manifest = json.loads(path.read_text())
-        if manifest.get("corpus") == name:
-            manifests.append(manifest)
-    return manifests
 
 
 class BlendSampler:
