@@ -26,7 +26,7 @@ from ideas.models import Idea
 
 DEMO_HOST = "demo-seed"
 DEMO_SEEDS = [0, 1]
-DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci; 8 distinct runs are trained once, then cached
+DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci; 12 distinct runs are trained once, then cached
 LIVE_STEPS = 400
 LIVE_TITLE = "Live demo: router bias rate + lower LR"
 PARALLEL_TRAINERS = 2
@@ -34,6 +34,10 @@ PARALLEL_TRAINERS = 2
 # Demo ideas (from ideas/demo_data.py) recognised by their recipe patches, which tiny-ci accepts.
 ROUTER_BIAS = {"moe.bias_update_rate": 0.005}
 LOWER_LR = {"optim.lr": 0.002}
+PROSE_MIX = {"data.blend": {"stdlib": 0.6, "python-docs": 0.25, "debian-copyright": 0.15}}
+# Data-mix studies need every arm evaluated on every corpus, so this baseline also reports the prose losses.
+CORPORA_BASELINE = "tiny-ci-corpora"
+EVAL_CORPORA = {"data.eval_corpora": ["debian-copyright", "python-docs"]}
 
 
 def cache_dir() -> Path:
@@ -48,19 +52,26 @@ def _baselines() -> None:
     services.baseline_save(name="tiny-ci", recipe="tiny-ci", description="CI-sized hybrid; trains in seconds on CPU.")
     services.baseline_save(name="nano-baseline", recipe="nano-baseline",
                            description="Nemotron-3-style hybrid Mamba-2/attention MoE, CPU-trainable in minutes.")
+    services.baseline_save(name=CORPORA_BASELINE, recipe="tiny-ci", overrides=EVAL_CORPORA,
+                           description="tiny-ci trained on stdlib and also evaluated on the prose corpora, for "
+                                       "data-mix studies.")
 
 
 def _study_specs() -> list[dict]:
     """Two ablations and their integration with leave-one-out arms: 4 distinct configs × 2 seeds to train,
-    because arms with equal configs share one cached result."""
-    bias, lower_lr = _idea(ROUTER_BIAS), _idea(LOWER_LR)
-    if not (bias and lower_lr):
-        return []
-    return [
-        {"kind": "ablation", "ideas": [bias]},
-        {"kind": "ablation", "ideas": [lower_lr]},
-        {"kind": "integration", "ideas": [bias, lower_lr], "leave_one_out": True},
-    ]
+    because arms with equal configs share one cached result; and the ablation of a data mix, whose arms are
+    compared on each corpus (2 more configs × 2 seeds)."""
+    bias, lower_lr, prose_mix = _idea(ROUTER_BIAS), _idea(LOWER_LR), _idea(PROSE_MIX)
+    specs = []
+    if bias and lower_lr:
+        specs += [
+            {"kind": "ablation", "ideas": [bias]},
+            {"kind": "ablation", "ideas": [lower_lr]},
+            {"kind": "integration", "ideas": [bias, lower_lr], "leave_one_out": True},
+        ]
+    if prose_mix:
+        specs.append({"kind": "ablation", "ideas": [prose_mix], "baseline": CORPORA_BASELINE})
+    return specs
 
 
 def _title(spec: dict) -> str:
@@ -125,20 +136,22 @@ def seed(out: TextIO | None = None) -> None:
     if user is None or not specs:
         out.write(f"Experiments demo: {Study.objects.count()} studies (nothing to add).\n")
         return
-    plans = [(spec, plan_study(kind=spec["kind"], baseline="tiny-ci", ideas=[i.key for i in spec["ideas"]],
-                               seeds=DEMO_SEEDS, max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False)))
+    plans = [(spec, plan_study(kind=spec["kind"], baseline=spec.get("baseline", "tiny-ci"),
+                               ideas=[i.key for i in spec["ideas"]], seeds=DEMO_SEEDS, max_steps=DEMO_STEPS,
+                               leave_one_out=spec.get("leave_one_out", False)))
              for spec in specs]
     _train({run.config_hash: (plan.baseline.recipe, run.overrides) for _, plan in plans for run in plan.runs}, out)
     revision = launcher.code_revision()
     for spec, _ in plans:
         with transaction.atomic():
-            study = services.study_launch(user=user, kind=spec["kind"], baseline="tiny-ci",
+            study = services.study_launch(user=user, kind=spec["kind"], baseline=spec.get("baseline", "tiny-ci"),
                                           ideas=[i.key for i in spec["ideas"]], seeds=DEMO_SEEDS,
                                           max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False),
                                           title=_title(spec))
             for run in study.runs.all():
                 _replay(run, revision)
-    out.write(f"Experiments demo: baselines tiny-ci, nano-baseline; {len(plans)} finished studies added.\n")
+    out.write(f"Experiments demo: baselines tiny-ci, nano-baseline, {CORPORA_BASELINE}; {len(plans)} finished "
+              "studies added.\n")
 
 
 def start_live_demo_study() -> Study | None:
