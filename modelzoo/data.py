@@ -182,9 +182,9 @@ def _bpe_tokenizer(texts: Sequence[_TextCorpus], vocab_size: int, cache_root: Pa
 
 
 def _tokenize(documents: Iterable[bytes], tokenizer: Tokenizer) -> np.ndarray:
-    pieces = []
-    for document in documents:
-        pieces += [np.array([SEPARATOR_ID], dtype=np.uint32), tokenizer.encode(document).astype(np.uint32)]
+    """The documents' tokens, each document after a separator."""
+    separator = np.array([SEPARATOR_ID], dtype=np.uint32)
+    pieces = [piece for ids in tokenizer.encode_batch(list(documents)) for piece in (separator, ids.astype(np.uint32))]
     return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint32)
 
 
