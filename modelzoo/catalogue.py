@@ -54,8 +54,9 @@ def _pretokenized(name: str, kind: str, description: str, folder: Path) -> Corpu
     if manifest is None or not isinstance(manifest.get("splits"), dict):
         return CorpusInfo(name, kind, description, "registered", built=False)
     entries = {split: manifest["splits"].get(split) or [] for split in ("train", "val")}
-    size = sum((folder / e["file"]).stat().st_size for split in entries.values() for e in split
-               if (folder / str(e.get("file"))).is_file())
+    files = [str(entry.get("file")) for split in entries.values() for entry in split if isinstance(entry, dict)]
+    # Plain names only, as modelzoo.shards reads them: a manifest never points this page outside its folder.
+    size = sum((folder / name).stat().st_size for name in files if "/" not in name and (folder / name).is_file())
     return CorpusInfo(name, kind, description, "registered", built=True, size_bytes=size,
                       train_files=len(entries["train"]), val_files=len(entries["val"]),
                       tokens={str(manifest.get("tokenizer", "pre-tokenized")): _tokens(manifest)})

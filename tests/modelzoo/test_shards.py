@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelzoo.catalogue import corpus_catalogue
 from modelzoo.config import DataConfig
 from modelzoo.data import BlendSampler, CorpusError, build_blend
 from modelzoo.shards import MANIFEST, ShardError, open_shards, write_shards
@@ -74,3 +75,13 @@ def test_a_registered_folder_of_shards_is_used_as_is(tmp_path: Path, monkeypatch
     (registered / "prose" / "b.txt").write_text("more " * 100)
     with pytest.raises(CorpusError, match="pre-tokenized corpora .* cannot be read together with text corpora"):
         build_blend(DataConfig(blend={"web-tokens": 1, "prose": 1}), cache_root=cache)
+
+
+def test_the_catalogue_reads_a_shard_folder_from_its_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registered = tmp_path / "registered"
+    _write(registered / "web-tokens", "uint32", 70_000)
+    monkeypatch.setenv("FLIGHTDECK_CORPORA_DIR", str(registered))
+    info = next(c for c in corpus_catalogue(tmp_path / "empty-cache") if c.name == "web-tokens")
+    assert (info.kind, info.origin, info.built) == ("pre-tokenized shards", "registered", True)
+    assert info.tokens == {"someone-elses-bpe": {"train": 3501, "val": 300}}
+    assert (info.train_files, info.val_files, info.size_bytes) == (3, 1, 3801 * 4)
