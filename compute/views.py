@@ -14,15 +14,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from compute import charts, permissions, selectors, services
+from compute import charts, evidence, permissions, selectors, services
 from compute.csv_export import table_response
 from compute.cycles import Phase
 from compute.errors import ComputeConflict
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
 from compute.visibility import visible_requests
-from experiments import evidence
-from ideas.forms import apply_service_error, parse_lines
+from core.forms import apply_service_error, parse_lines
 
 
 def _cycle_from_query(request: HttpRequest):

@@ -1,5 +1,8 @@
 """What the compute pages show of experiments: the verdicts of studies and runs linked as a request's
-evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more")."""
+evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more").
+
+compute reads this module through its ``FLIGHTDECK_COMPUTE_EVIDENCE`` setting (``compute.evidence``), so it
+never imports experiments."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -9,12 +12,12 @@ from urllib.parse import urlsplit
 from django.db.models import Sum
 from django.urls import Resolver404, resolve
 
-from experiments import queries
+from core.types import User
+from experiments import selectors
 from experiments.models import Run, Study, StudyIdea
 from experiments.results import results_for
 from experiments.visibility import visible_studies
 from ideas.models import Area
-from ideas.visibility import User
 
 RECENT_STUDIES = 5
 NO_VERDICT = "no verdict yet: no run has finished"
@@ -46,7 +49,7 @@ def link_verdicts(links: Iterable[str]) -> dict[str, list[str]]:
     wanted = {pk for pk in study_of.values() if pk is not None}
     if not wanted:
         return {}
-    studies = {study.pk: study for study in queries.studies_with_arms().filter(pk__in=wanted)}
+    studies = {study.pk: study for study in selectors.studies_with_arms().filter(pk__in=wanted)}
     results = results_for(studies.values())
     return {
         link: [f"{studies[pk].label}: {line}" for line in results[pk].verdict or [NO_VERDICT]]

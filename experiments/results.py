@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from experiments import analysis, queries, selectors
+from experiments import analysis, selectors
 from experiments.analysis import ArmResult, Marginal
 from experiments.models import RunStatus, Study
 
@@ -67,11 +67,11 @@ def _result(study: Study, metric: str, finals: dict[int, float]) -> StudyResults
 
 
 def results_for(studies: Iterable[Study], metric: str = FINAL_METRIC) -> dict[int, StudyResults]:
-    """Results on ``metric`` of studies whose arms and runs are prefetched (``queries.studies_with_arms`` or
+    """Results on ``metric`` of studies whose arms and runs are prefetched (``selectors.studies_with_arms`` or
     ``selectors.study_detail``), with one query for all their final values."""
     studies = list(studies)
     finished = _finished(studies)
-    finals = queries.final_values(finished, metric) if finished else {}
+    finals = selectors.final_values(finished, metric) if finished else {}
     return {study.pk: _result(study, metric, finals) for study in studies}
 
 
@@ -89,7 +89,7 @@ def per_corpus_metrics(names: Iterable[str]) -> list[str]:
 def study_results_with_corpora(study: Study) -> tuple[StudyResults, list[StudyResults]]:
     """The study's results on ``val_loss`` and on each corpus's ``val_loss/<corpus>``, from one query."""
     finished = _finished([study])
-    finals = queries.final_values_by_name(finished, FINAL_METRIC) if finished else {}
+    finals = selectors.final_values_by_name(finished, FINAL_METRIC) if finished else {}
     per_corpus = [_result(study, name, finals[name]) for name in per_corpus_metrics(finals)]
     return _result(study, FINAL_METRIC, finals.get(FINAL_METRIC, {})), per_corpus
 
@@ -102,7 +102,7 @@ class StudyRow:
 
 
 def study_rows(studies: Iterable[Study]) -> list[StudyRow]:
-    """Studies from ``queries.studies_with_arms`` with their status and verdict (one extra query)."""
+    """Studies from ``selectors.studies_with_arms`` with their status and verdict (one extra query)."""
     studies = list(studies)
     results = results_for(studies)
     return [StudyRow(study, selectors.study_status(study.runs.all()), results[study.pk]) for study in studies]
