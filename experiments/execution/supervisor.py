@@ -177,6 +177,9 @@ class Supervision:
             return RunStatus.SUCCEEDED, reason or f"finished {status.get('step', '?')} steps"
         if exit_code == EXIT_OK and said == "preempted":
             return RunStatus.PREEMPTED, reason or f"preempted at step {status.get('step', '?')}; resuming"
+        interruption = handle.interruption()
+        if interruption:
+            return RunStatus.PREEMPTED, interruption
         if exit_code == EXIT_BAD_INPUT:
             return RunStatus.FAILED, f"the trainer refused its input: {reason or 'see the log'}"
         backend_reason = handle.failure_reason()
