@@ -27,6 +27,7 @@ from tests.experiments.helpers import runs_when_done, wait_until
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.requires_postgres]
 
+STEPS = 30  # the long tests' runs: a few seconds to tens of seconds of tiny-ci training
 SLURM_WORKER_ENV = {
     "FLIGHTDECK_SLURM_EXECUTOR": "slurm",
     "FLIGHTDECK_SLURM_GPUS_PER_NODE": "0",
@@ -63,17 +64,38 @@ def launch(pic, make_idea, *, max_steps: int, only_idea_run: bool = False) -> Ru
 
 
 def attempt_at_step(run: Run, step: int):
-    """The run's running attempt once the trainer logged ``step`` (read back from the ingested metrics)."""
-    run.refresh_from_db()
+    """The run's running attempt once its trainer logged ``step`` (read from metrics.jsonl, which is ahead of
+    the ingested metrics by up to a monitor interval: a tiny trainer takes well under a second per step)."""
     attempt = run.attempts.filter(state=RunStatus.RUNNING).exclude(external_id="").first()
-    if attempt and Metric.objects.filter(run=run, name="train_loss", step__gte=step).exists():
+    metrics = run.run_dir / "metrics.jsonl"
+    if attempt and metrics.exists() and any(found >= step for found in logged_steps(run)):
         return attempt
     return None
 
 
+def suspend_trainer(attempt) -> None:
+    """SIGSTOP the attempt's trainer, so that however fast this machine trains, it is still mid-run when the
+    cluster stops it. Slurm's kill sequence (and the job's signal forwarding) sends SIGCONT before SIGTERM."""
+    trainers = [process for process in orphans.trainer_processes() if process.attempt_id == attempt.pk]
+    assert trainers, f"no trainer process found for attempt {attempt.pk}"
+    for process in trainers:
+        try:
+            os.kill(process.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+
+
 def logged_steps(run: Run) -> list[int]:
     lines = (run.run_dir / "metrics.jsonl").read_text().splitlines()
-    return [record["step"] for record in map(json.loads, lines) if "train_loss" in record]
+    # A line being written may be incomplete; only whole records count.
+    return [record["step"] for record in map(_record, lines) if record and "train_loss" in record]
+
+
+def _record(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
 
 
 def trainer_log(run: Run, attempt) -> str:
@@ -145,8 +167,9 @@ def test_a_study_runs_as_sbatch_jobs_and_is_charged_what_sacct_accounted(slurm_c
 def test_cancel_scancels_the_job_after_a_checkpoint_and_the_run_resumes_in_a_new_job(slurm_cluster, slurm_worker,
                                                                                      pic, make_idea):
     slurm_worker()
-    run = launch(pic, make_idea, max_steps=12, only_idea_run=True)
+    run = launch(pic, make_idea, max_steps=STEPS, only_idea_run=True)
     attempt = wait_until(lambda: attempt_at_step(run, 2), timeout=200, what="the trainer's second step")
+    suspend_trainer(attempt)
 
     services.run_cancel(run=run, user=pic)
 
@@ -164,38 +187,38 @@ def test_cancel_scancels_the_job_after_a_checkpoint_and_the_run_resumes_in_a_new
     resumed.refresh_from_db()
     assert run.status == resumed.state == RunStatus.SUCCEEDED
     assert resumed.external_id != attempt.external_id and resumed.resumed_from_step == stopped_at
-    assert logged_steps(run) == list(range(1, 13)), "a step was trained twice or skipped"
+    assert logged_steps(run) == list(range(1, STEPS + 1)), "a step was trained twice or skipped"
 
 
 def test_a_job_at_its_time_limit_checkpoints_and_the_run_continues_in_a_new_attempt(slurm_cluster, slurm_worker,
                                                                                    pic, make_idea):
-    # One-minute jobs, warned 30 s before the limit. The trainer is suspended after its second step, so however
-    # fast this machine trains, the first job is still at work when its time runs out.
-    slurm_worker(FLIGHTDECK_SLURM_TIMEOUT_MIN="1", FLIGHTDECK_SLURM_SIGNAL_DELAY_S="30")
-    run = launch(pic, make_idea, max_steps=8, only_idea_run=True)
+    # One-minute jobs with the warning (SIGUSR2) 1 s before the limit; Slurm sends it up to 30 s early (its
+    # periodic time-limit check), so it arrives 29-59 s into the job. The trainer is suspended after its second
+    # step, so however fast this machine trains, the first job is still at work when the warning comes.
+    slurm_worker(FLIGHTDECK_SLURM_TIMEOUT_MIN="1", FLIGHTDECK_SLURM_SIGNAL_DELAY_S="1")
+    run = launch(pic, make_idea, max_steps=STEPS, only_idea_run=True)
     first = wait_until(lambda: attempt_at_step(run, 2), timeout=200, what="the trainer's second step")
-    trainers = [process for process in orphans.trainer_processes() if process.attempt_id == first.pk]
-    assert trainers, "the trainer process of the first job was not found"
-    for process in trainers:
-        os.kill(process.pid, signal.SIGSTOP)
+    suspend_trainer(first)
 
     wait_until(lambda: finished(run), timeout=300, what="the run to finish across jobs")
 
-    first.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
-    assert first.state == RunStatus.PREEMPTED
+    # Each job ran into its time limit until one finished the run; every new job resumed from the checkpoint its
+    # predecessor wrote when warned, in a job of its own.
+    *warned, last = run.attempts.order_by("number")
+    assert run.status == last.state == RunStatus.SUCCEEDED and warned
+    assert all(attempt.state == RunStatus.PREEMPTED for attempt in warned)
     assert "received SIGTERM" in trainer_log(run, first)
-    second = run.attempts.get(number=2)
-    assert second.state == RunStatus.SUCCEEDED and second.resumed_from_step >= 2
-    assert second.external_id != first.external_id
-    assert logged_steps(run) == list(range(1, 9)), "a step was trained twice or skipped"
+    assert run.attempts.get(number=2).resumed_from_step >= 2
+    assert len({attempt.external_id for attempt in run.attempts.all()}) == len(warned) + 1
+    assert logged_steps(run) == list(range(1, STEPS + 1)), "a step was trained twice or skipped"
     assert list(run.wandb_dir.glob(f"offline-run-*-{run.public_id}")), "the resumed job logged under another id"
 
 
 def test_a_requeued_job_resumes_from_its_checkpoint_in_a_new_attempt(slurm_cluster, slurm_worker, pic, make_idea):
     slurm_worker()
-    run = launch(pic, make_idea, max_steps=16, only_idea_run=True)
+    run = launch(pic, make_idea, max_steps=STEPS, only_idea_run=True)
     first = wait_until(lambda: attempt_at_step(run, 2), timeout=200, what="the trainer's second step")
+    suspend_trainer(first)
 
     slurm_cluster.command("scontrol", "requeue", first.external_id)
 
@@ -207,14 +230,15 @@ def test_a_requeued_job_resumes_from_its_checkpoint_in_a_new_attempt(slurm_clust
     assert second.state == RunStatus.SUCCEEDED and second.resumed_from_step >= 2
     # Slurm's own rerun of the requeued job was cancelled: one trainer per run at any time.
     assert slurm_cluster.job_state(first.external_id) in ("", "CANCELLED")
-    assert logged_steps(run) == list(range(1, 17)), "a step was trained twice or skipped"
+    assert logged_steps(run) == list(range(1, STEPS + 1)), "a step was trained twice or skipped"
 
 
 def test_a_lost_node_ends_the_attempt_and_the_run_resumes_when_the_node_is_back(slurm_cluster, slurm_worker, pic,
                                                                                make_idea):
     slurm_worker()
-    run = launch(pic, make_idea, max_steps=12, only_idea_run=True)
+    run = launch(pic, make_idea, max_steps=STEPS, only_idea_run=True)
     first = wait_until(lambda: attempt_at_step(run, 2), timeout=200, what="the trainer's second step")
+    suspend_trainer(first)
 
     slurm_cluster.kill_node()
     try:
@@ -232,4 +256,4 @@ def test_a_lost_node_ends_the_attempt_and_the_run_resumes_when_the_node_is_back(
     assert run.status == RunStatus.SUCCEEDED
     second.refresh_from_db()
     assert second.state == RunStatus.SUCCEEDED and second.resumed_from_step is not None
-    assert list(Metric.objects.filter(run=run, name="train_loss").values_list("step", flat=True)) == list(range(1, 13))
+    assert list(Metric.objects.filter(run=run, name="train_loss").values_list("step", flat=True)) == list(range(1, STEPS + 1))
