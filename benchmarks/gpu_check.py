@@ -1,8 +1,8 @@
 """`make gpu-check`: the GPU path in one short script (a few minutes on one GPU).
 
 1. Parity of the Mamba-2 mixer, fused kernels (mamba_ssm + causal_conv1d) against the pure-PyTorch path, forward
-   and backward, in float32 and bfloat16. Both are compared with the pure path in float64 (the independent
-   reference); the fused error must stay within the dtype's tolerance and within a small factor of the pure path's
+   and backward, in float32 and under bfloat16 autocast (as in training). Both are compared with the pure path
+   in float64 (the independent reference); the fused error must stay within the dtype's tolerance and within a small factor of the pure path's
    own error in that dtype.
 2. One training step of a hybrid MoE config under bf16 autocast, and one with NVFP4 emulation, on CUDA.
 3. `torchrun` across the visible GPUs: the tiny-ci trainer for a few steps (one rank per GPU; NCCL refuses two
@@ -50,11 +50,14 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
     return float((value - reference).norm() / reference.norm().clamp_min(1e-30))
 
 
-def mixer_outputs(mixer: torch.nn.Module, hidden: torch.Tensor) -> list[torch.Tensor]:
-    """The forward output, then the gradients of the input and of every parameter, for a fixed upstream grad."""
+def mixer_outputs(mixer: torch.nn.Module, hidden: torch.Tensor,
+                  autocast: torch.dtype | None = None) -> list[torch.Tensor]:
+    """The forward output, then the gradients of the input and of every parameter, for a fixed upstream grad;
+    under ``autocast`` the forward runs in that dtype as in training (parameters stay float32)."""
     hidden = hidden.detach().clone().requires_grad_(True)
     mixer.zero_grad(set_to_none=True)
-    out = mixer(hidden)
+    with torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+        out = mixer(hidden)
     upstream = torch.Generator(device=out.device).manual_seed(1)
     grad = torch.randn(out.shape, generator=upstream, device=out.device, dtype=torch.float32).to(out.dtype)
     out.backward(grad)
@@ -79,7 +82,7 @@ def mamba_parity() -> list[dict]:
         for name, kernels in (("fused", fused_kernels), ("pure", Kernels("torch"))):
             mixer = Mamba2Mixer(cfg, None, kernels).cuda()
             mixer.load_state_dict(reference.state_dict())
-            got = mixer_outputs(mixer.to(dtype), hidden.to(dtype))
+            got = mixer_outputs(mixer, hidden, autocast=None if dtype == torch.float32 else dtype)
             errors[name] = max(relative_error(g, e) for g, e in zip(got, expected))
         ok = errors["fused"] <= TOLERANCE[dtype] and errors["fused"] <= FUSED_OVER_PURE_MAX * max(errors["pure"], 1e-7)
         rows.append({"dtype": str(dtype).removeprefix("torch."), "fused_error": errors["fused"],

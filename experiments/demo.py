@@ -150,7 +150,8 @@ def seed(out: TextIO | None = None) -> None:
         out.write(f"Experiments demo: {Study.objects.count()} studies (nothing to add).\n")
         return
     plans = [(spec, plan_study(kind=spec["kind"], baseline=_baseline(spec), ideas=[i.key for i in spec["ideas"]],
-                               seeds=DEMO_SEEDS, max_steps=_steps(spec), leave_one_out=spec.get("leave_one_out", False)))
+                               seeds=DEMO_SEEDS, max_steps=_steps(spec),
+                               leave_one_out=spec.get("leave_one_out", False)))
              for spec in specs]
     _train({run.config_hash: (plan.baseline.recipe, run.overrides) for _, plan in plans for run in plan.runs}, out)
     revision = launcher.code_revision()

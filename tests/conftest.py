@@ -79,16 +79,20 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         if os.environ.get("FLIGHTDECK_REQUIRE_POSTGRES") == "1":  # `make test`, which installs the packages
             pytest.fail(message)
         pytest.skip(message)
+    if os.geteuid() != 0:
+        pytest.skip("the test Slurm cluster runs slurmd as root (SlurmUser=root), as `make test` does")
     cluster = SlurmCluster()
     cluster.start()
     previous = os.environ.get("SLURM_CONF")
     cluster.export_client_env()
-    yield cluster
-    cluster.remove()
-    if previous is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = previous
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
 
 
 # ------------------------------------------------------------------------------------------------ Celery

@@ -61,3 +61,22 @@ def test_the_fp4_chart_draws_the_nvfp4_baseline_and_says_so_when_fp4_is_off(db, 
     assert fp4_chart(on).figure is not None
     drawn = fp4_chart(off)
     assert drawn.figure is None and drawn.empty == charts.FP4_OFF
+
+
+def test_the_study_page_says_fp4_is_off_in_its_fp4_chart(browser_page, live_server, screenshot, pic, make_idea):
+    from tests.experiments.test_browser import _sign_in
+
+    demo._baselines()
+    study = services.study_launch(user=pic, kind="ablation", baseline="tiny-ci",
+                                  ideas=[make_idea("Lower LR", {"optim.lr": 0.002}).key], seeds=[0, 1], max_steps=4)
+    finish_study(study, steps=4, eval_every=2)
+    for run in study.runs.all():
+        run.metrics.filter(name="fp4_error").delete()
+    _sign_in(browser_page, pic, live_server)
+
+    browser_page.goto(f"/experiments/studies/{study.pk}/")
+    browser_page.wait_for_selector("#chart-train_loss .main-svg", state="attached")
+
+    card = browser_page.locator("section.card", has=browser_page.locator("h3", has_text="FP4 quantisation error"))
+    assert card.locator(".chart-empty").inner_text() == charts.FP4_OFF
+    screenshot(browser_page, "fp4-off")

@@ -256,4 +256,5 @@ def test_a_lost_node_ends_the_attempt_and_the_run_resumes_when_the_node_is_back(
     assert run.status == RunStatus.SUCCEEDED
     second.refresh_from_db()
     assert second.state == RunStatus.SUCCEEDED and second.resumed_from_step is not None
-    assert list(Metric.objects.filter(run=run, name="train_loss").values_list("step", flat=True)) == list(range(1, STEPS + 1))
+    ingested = Metric.objects.filter(run=run, name="train_loss").values_list("step", flat=True)
+    assert list(ingested) == list(range(1, STEPS + 1))

@@ -84,7 +84,8 @@ class SlurmJob(SubmititJob):
             if status.state in slurm_cli.WAITING_STATES and not self._requeue_cancelled:
                 slurm_cli.cancel(self.external_id)
                 self._requeue_cancelled = True
-                self._interruption = f"slurm requeued job {self.external_id} ({status.reason or status.state}); resuming"
+                why = status.reason or status.state
+                self._interruption = f"slurm requeued job {self.external_id} ({why}); resuming"
             return None
         if not status.final:
             return None

@@ -28,7 +28,8 @@ class Command(BaseCommand):
             raise CommandError(f"--cycle: no cycle contains {moment:%Y-%m-%d}; cycles exist once budgets were set")
         rows = slurm_usage_drift(cycle=found)
         self.stdout.write(f"cycle {found}: {len(rows)} Slurm attempt(s)")
-        self.stdout.write(f"{'attempt':>8} {'run':<14} {'job':>8} {'ledger GPU-h':>13} {'sacct GPU-h':>12} {'drift':>9}")
+        self.stdout.write(
+            f"{'attempt':>8} {'run':<14} {'job':>8} {'ledger GPU-h':>13} {'sacct GPU-h':>12} {'drift':>9}")
         drifting = 0
         for row in rows:
             drift = row.drift
