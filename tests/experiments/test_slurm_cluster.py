@@ -25,7 +25,7 @@ from experiments.models import Metric, Run, RunStatus
 from tests.experiments.conftest import FAST_OVERRIDES
 from tests.experiments.helpers import runs_when_done, wait_until
 
-pytestmark = [pytest.mark.timeout(420), pytest.mark.requires_postgres]
+pytestmark = pytest.mark.timeout(420)
 
 STEPS = 30  # the long tests' runs: a few seconds to tens of seconds of tiny-ci training
 SLURM_WORKER_ENV = {
