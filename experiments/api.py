@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,12 +16,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments import queries, selectors, services
+from experiments import selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
-from experiments.downsample import lttb_indices
 from experiments.errors import RunStateConflict
-from experiments.models import Metric, Run, Study
+from experiments.models import Run, Study
 from experiments.results import study_results
 from experiments.serializers import (
     ConflictResponseSerializer,
@@ -115,17 +113,8 @@ class RunMetricsView(ExperimentsAPIView):
     def get(self, request: Request, run_id: int) -> Response:
         run = self.run()  # the object check comes first: a hidden run is a 404 whatever the query says
         query = self.parse(MetricQuerySerializer, request.query_params)
-        name = query["name"]
-        recorded = sorted(set(Metric.objects.filter(run=run).values_list("name", flat=True)))
-        if recorded and name not in recorded:
-            raise DjangoValidationError({"name": f"run {run.pk} has no metric {name!r}; it has {', '.join(recorded)}"})
-        steps, values = queries.metric_arrays([run.pk], name).get(run.pk, (np.array([]), np.array([])))
-        count = len(steps)
-        if "max_points" in query and count > query["max_points"]:
-            keep = lttb_indices(steps.astype(np.float64), values, query["max_points"])
-            steps, values = steps[keep], values[keep]
-        points = [[int(step), float(value)] for step, value in zip(steps, values)]
-        return Response({"run": run.pk, "name": name, "count": count, "points": points})
+        series = selectors.run_metric_series(run, query["name"], max_points=query.get("max_points"))
+        return Response({"run": run.pk, "name": series.name, "count": series.count, "points": series.points})
 
 
 class RunCancelView(ExperimentsAPIView):

@@ -15,8 +15,8 @@ __all__ = ["ConflictError", "RunStateConflict"]
 class RunStateConflict(Exception):
     """The run's state does not allow the action (e.g. cancelling a run that already finished)."""
 
-    def __init__(self, run_public_id: str, status: str, action: str):
+    def __init__(self, run_public_id: str, status: str, action: str, *, detail: str = ""):
         self.run_public_id = run_public_id
         self.status = status
         self.action = action
-        super().__init__(f"cannot {action} run {run_public_id}: it is {status}")
+        super().__init__(f"cannot {action} run {run_public_id}: {detail or f'it is {status}'}")

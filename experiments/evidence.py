@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.db.models import Sum
 from django.urls import Resolver404, resolve
 
-from experiments import queries
+from experiments import selectors
 from experiments.models import Run, Study, StudyIdea
 from experiments.results import results_for
 from experiments.visibility import visible_studies
@@ -46,7 +46,7 @@ def link_verdicts(links: Iterable[str]) -> dict[str, list[str]]:
     wanted = {pk for pk in study_of.values() if pk is not None}
     if not wanted:
         return {}
-    studies = {study.pk: study for study in queries.studies_with_arms().filter(pk__in=wanted)}
+    studies = {study.pk: study for study in selectors.studies_with_arms().filter(pk__in=wanted)}
     results = results_for(studies.values())
     return {
         link: [f"{studies[pk].label}: {line}" for line in results[pk].verdict or [NO_VERDICT]]
