@@ -157,7 +157,8 @@ def per_arm_bars(values: Mapping[str, Sequence[float]], colours: Mapping[str, st
 class Chart:
     name: str  # page-unique id
     title: str
-    figure: dict | None  # None: nothing logged yet
+    figure: dict | None  # None: nothing to draw, and ``empty`` says why
+    empty: str = "Nothing logged yet."
 
 
 def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 0.0) -> list[Chart]:
@@ -177,6 +178,9 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
             if band is not None:
                 bands[arm.name] = band
         figure = band_figure(bands, colours, y_title=metric.axis) if bands else None
+        if figure is None and metric.name == "fp4_error" and not _fp4_enabled_anywhere(arm_rows):
+            charts.append(Chart(metric.name, metric.title, None, empty=FP4_OFF))
+            continue
         # The name is also an HTML id, where "/" would need escaping in selectors.
         charts.append(Chart(metric.name.replace("/", "-"), metric.title, figure))
     final = final_loss_figure(arms, colours) if any(arm.stats for arm in arms) else None
@@ -187,6 +191,14 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
         values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
         charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
     return charts
+
+
+FP4_OFF = "FP4 is off in every run of this study (fp4.enabled = false): there is no quantisation error to show."
+
+
+def _fp4_enabled_anywhere(arm_rows) -> bool:
+    return any(((run.config or {}).get("model", {}).get("fp4", {}).get("enabled")) for arm in arm_rows
+               for run in arm.runs.all())
 
 
 # Finished studies do not change, and reading a large one's points is the page's main cost.

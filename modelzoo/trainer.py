@@ -62,12 +62,16 @@ class RunOptions:
 
 
 class StopRequest:
-    """Set by SIGTERM / SIGINT; the loop finishes its step, checkpoints and exits as ``preempted``."""
+    """Set by SIGTERM / SIGINT / SIGUSR2; the loop finishes its step, checkpoints and exits as ``preempted``.
+
+    SIGUSR2 is Slurm's warning before a job's time limit (``--signal``): Slurm sends it to every process of the
+    job, the trainer included, whose default action would be to die on the spot."""
 
     def __init__(self) -> None:
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR2", None)):
+            if sig is not None:
+                signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
