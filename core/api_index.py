@@ -14,6 +14,7 @@ RESOURCES = {
     "areas": "api_area_list",
     "ideas": "api_idea_list",
     "baselines": "api_baseline_list",
+    "corpora": "api_corpus_list",
     "studies": "api_study_list",
     "runs": "api_run_list",
     "cycles": "api_cycle_list",

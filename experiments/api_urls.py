@@ -5,6 +5,7 @@ from experiments import api
 urlpatterns = [
     path("baselines/", api.BaselineListView.as_view(), name="api_baseline_list"),
     path("baselines/<str:name>/", api.BaselineDetailView.as_view(), name="api_baseline_detail"),
+    path("corpora/", api.CorpusListView.as_view(), name="api_corpus_list"),
     path("studies/", api.StudyListView.as_view(), name="api_study_list"),
     path("studies/preview/", api.StudyPreviewView.as_view(), name="api_study_preview"),
     path("studies/<int:study_id>/", api.StudyDetailView.as_view(), name="api_study_detail"),

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from modelzoo.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, save_checkpoint
 from modelzoo.config import ConfigError, Recipe
-from modelzoo.data import BatchSampler, CorpusError, build_corpus, validation_batches
+from modelzoo.data import BlendSampler, CorpusError, build_blend, validation_batches
 from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
 from modelzoo.model import HybridLM
 from modelzoo.rng_state import capture_rng, restore_rng, seed_everything
@@ -62,12 +62,16 @@ class RunOptions:
 
 
 class StopRequest:
-    """Set by SIGTERM / SIGINT; the loop finishes its step, checkpoints and exits as ``preempted``."""
+    """Set by SIGTERM / SIGINT / SIGUSR2; the loop finishes its step, checkpoints and exits as ``preempted``.
+
+    SIGUSR2 is Slurm's warning before a job's time limit (``--signal``): Slurm sends it to every process of the
+    job, the trainer included, whose default action would be to die on the spot."""
 
     def __init__(self) -> None:
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR2", None)):
+            if sig is not None:
+                signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -175,23 +179,34 @@ class Run:
         failure: CorpusError | None = None
         if self.ctx.is_main:
             try:
-                corpus = build_corpus(self.recipe.data)
+                blend = build_blend(self.recipe.data)
             except CorpusError as error:
                 failure = error
         barrier(self.ctx)
         if failure is not None:
             raise failure
         if not self.ctx.is_main:
-            corpus = build_corpus(self.recipe.data)
-        log.info("corpus %s: %s tokens (train/val), built in %.2fs", corpus.directory, corpus.meta["tokens"],
-                 corpus.meta["build_seconds"])
-        if corpus.tokenizer.vocab_size > self.recipe.model.vocab_size:
+            blend = build_blend(self.recipe.data)
+        for name, corpus in blend.corpora.items():
+            log.info("corpus %s: %s tokens (train/val)", name,
+                     {split: len(getattr(corpus, split)) for split in ("train", "val")})
+        if blend.vocab_size > self.recipe.model.vocab_size:
             raise ConfigError(
-                f"vocab_size: {self.recipe.model.vocab_size} is smaller than the tokenizer's {corpus.tokenizer.vocab_size}"
+                f"vocab_size: {self.recipe.model.vocab_size} is smaller than the tokenizer's {blend.vocab_size}"
             )
-        self.sampler = BatchSampler(corpus.train, self.cfg.seq_len, self.cfg.batch_size, self.cfg.seed,
-                                    self.ctx.rank, self.ctx.world_size)
-        self.val_batches = validation_batches(corpus.val, self.cfg.seq_len, self.cfg.batch_size, self.cfg.eval_batches)
+        tokenizer_file = next((c.directory / "tokenizer.json" for c in blend.corpora.values()
+                               if (c.directory / "tokenizer.json").is_file()), None)
+        if tokenizer_file is not None and self.ctx.is_main:
+            # Beside the checkpoints, so an export ships the tokenizer the model was trained with.
+            self.files.write_tokenizer(tokenizer_file.read_bytes())
+        self.blend_weights = blend.weights
+        self.sampler = BlendSampler({name: c.train for name, c in blend.corpora.items()}, blend.weights,
+                                    self.cfg.seq_len, self.cfg.batch_size, self.cfg.seed, self.ctx.rank,
+                                    self.ctx.world_size)
+        self.val_batches = {
+            name: validation_batches(corpus.val, self.cfg.seq_len, self.cfg.batch_size, self.cfg.eval_batches)
+            for name, corpus in blend.corpora.items()
+        }
 
     def _restore(self, step: int, directory: Path) -> None:
         tensors, state = load_checkpoint(directory, _CHECKPOINT_TENSORS)
@@ -244,7 +259,7 @@ class Run:
             if evaluate or self.step % self.cfg.log_every == 0:
                 record = self._record(lr, interval_tokens / max(interval_seconds, 1e-9))
                 if evaluate:
-                    record["val_loss"] = self.evaluate()
+                    record.update(self.evaluate())
                 self._publish(record, tracker, progress)
                 interval_tokens, interval_seconds = 0, 0.0
             self._write_status("running")
@@ -282,18 +297,23 @@ class Run:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean next-token loss over the fixed validation batches (computed on every rank, identically)."""
+    def evaluate(self) -> dict[str, float]:
+        """``val_loss/<corpus>``: mean next-token loss over each corpus's fixed validation batches, and
+        ``val_loss``: their mean weighted by the blend (computed on every rank, identically)."""
         self.model.eval()
         devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        per_corpus = {}
         with torch.random.fork_rng(devices=devices):
-            losses = []
-            for batch in self.val_batches:
-                batch = batch.to(self.ctx.device)
-                with self._autocast():
-                    losses.append(float(self.model(batch, labels=batch).aux["lm_loss"]))
+            for name, batches in self.val_batches.items():
+                losses = []
+                for batch in batches:
+                    batch = batch.to(self.ctx.device)
+                    with self._autocast():
+                        losses.append(float(self.model(batch, labels=batch).aux["lm_loss"]))
+                per_corpus[name] = sum(losses) / len(losses)
         self.model.train()
-        return sum(losses) / len(losses)
+        blended = sum(weight * per_corpus[name] for name, weight in self.blend_weights.items())
+        return {"val_loss": blended, **{f"val_loss/{name}": loss for name, loss in per_corpus.items()}}
 
     def _record(self, lr: float, tokens_per_s: float) -> dict[str, Any]:
         means = self.stats.means()
@@ -308,6 +328,7 @@ class Run:
             "peak_mem_mb": peak_memory_mb(self.ctx.device),
             "moe_imbalance": means.get("moe_imbalance"),
             "fp4_error": means.get("fp4_error"),
+            **{f"tokens/{name}": count for name, count in self.sampler.tokens_seen().items()},
             "time": time.time(),
         }
 
