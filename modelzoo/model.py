@@ -96,7 +96,8 @@ class HybridLM(nn.Module):
         moe_aux_loss = sum((stats["aux_loss"] for stats in moe_stats), torch.zeros((), device=logits.device))
         if loss is not None:
             loss = loss + moe_aux_loss
-        imbalance = [float(stats["imbalance"]) for stats in moe_stats]
+        # One read of the device for all MoE layers; the layers themselves keep their statistics as tensors.
+        imbalance = torch.stack([stats["imbalance"] for stats in moe_stats]).tolist() if moe_stats else []
         aux.update(
             moe_aux_loss=moe_aux_loss,
             moe_imbalance=sum(imbalance) / len(imbalance) if imbalance else None,
