@@ -14,6 +14,7 @@ from torch import nn
 
 from modelzoo.config import ConfigError, FP4Config, ModelConfig
 from modelzoo.fp4 import FP4Stats, linear_fn, make_linear
+from modelzoo.fp4_grouped import grouped_linear_fp4
 from modelzoo.grouped_mm import grouped_linear
 from modelzoo.mlp import MLP
 from modelzoo.moe_checks import moe_config_errors
@@ -36,27 +37,31 @@ class Experts(nn.Module):
         """``sum_j weights[n, j] * expert_{experts[n, j]}(x[n])`` for every token n of ``x`` [N, W].
 
         Assignments are sorted by expert so each expert's rows are one contiguous segment; ``counts`` [E] holds
-        the number of assignments of each expert. Shapes depend on N and k only, never on the routing (except on
-        the NVFP4 path, whose per-expert tensor scales need the segments on the host). Accumulates in float32
-        like transformers.
+        the number of assignments of each expert. Shapes depend on N and k only, never on the routing.
+        Accumulates in float32 like transformers.
         """
         num_tokens, top_k = experts.shape
-        order = experts.flatten().argsort(stable=True)  # assignment slots grouped by expert
+        sorted_experts, order = experts.flatten().sort(stable=True)  # assignment slots grouped by expert
         token_of_row = order // top_k
         rows = x.index_select(0, token_of_row)
+        offsets = counts.cumsum(0).to(torch.int32)
         if self.fp4 is not None and self.fp4.enabled:
-            outputs = self._fp4_experts(rows, counts.tolist())
+            hidden = grouped_linear_fp4(rows, self.up_proj, offsets, sorted_experts, self.fp4)[0]
+            outputs, *errors = grouped_linear_fp4(
+                torch.relu(hidden).square(), self.down_proj, offsets, sorted_experts, self.fp4
+            )
+            self.fp4_stats.activation_error, self.fp4_stats.weight_error = errors  # of the latest GEMM, as linear_fn
         else:
-            offsets = counts.cumsum(0).to(torch.int32)
             hidden = torch.relu(grouped_linear(rows, self.up_proj.to(rows.dtype), offsets)).square()
             outputs = grouped_linear(hidden, self.down_proj.to(rows.dtype), offsets)
         weighted = outputs * weights.flatten()[order].unsqueeze(-1)
         combined = torch.zeros(num_tokens, x.shape[-1], dtype=weighted.dtype, device=x.device)
         return combined.index_add_(0, token_of_row, weighted).to(x.dtype)
 
-    def _fp4_experts(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
-        """Nemotron-H's ungated squared-ReLU MLP ``down(relu(up(rows))**2)`` per expert segment, NVFP4-emulated
-        (each expert's GEMMs quantize their own operands, with their own tensor scales)."""
+    def _fp4_experts_ref(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Nemotron-H's ungated squared-ReLU MLP ``down(relu(up(rows))**2)`` per expert segment through
+        ``linear_fn``, NVFP4-emulated: the reference for the grouped NVFP4 path (each expert's GEMMs quantize
+        their own operands, with their own tensor scales)."""
         # unbind once: indexing up_proj[e] per expert would make backward build E full-size zero gradients.
         ups, downs = self.up_proj.unbind(0), self.down_proj.unbind(0)
         outputs = []
