@@ -131,7 +131,8 @@ def mixer_core(
     inner, group_width = sizes.num_heads * sizes.head_dim, sizes.n_groups * sizes.state_size
     if state is None and fused is not None and fused.causal_conv1d is not None:
         channels_first = xBC.transpose(1, 2).contiguous()
-        xBC = fused.causal_conv1d(channels_first, conv_weight.t().contiguous(), conv_bias, activation="silu").transpose(1, 2)
+        weight = conv_weight.t().contiguous()
+        xBC = fused.causal_conv1d(channels_first, weight, conv_bias, activation="silu").transpose(1, 2)
     else:
         xBC = causal_conv_silu(xBC, conv_weight, conv_bias, state)
     x, B, C = xBC.split([inner, group_width, group_width], dim=-1)

@@ -118,7 +118,9 @@ class HybridLM(nn.Module):
         backward), which is where callers should measure it. ``compile_options`` go to ``torch.compile``.
         """
         shared_core = torch.compile(mixer_core, **compile_options)
-        blocks = list(self.layers) + ([] if self.mtp is None else [b for depth in self.mtp.depths for b in depth.layers])
+        blocks = list(self.layers)
+        if self.mtp is not None:
+            blocks += [block for depth in self.mtp.depths for block in depth.layers]
         for block in blocks:
             if block.kind == "mamba":
                 block.mixer.compiled_core = shared_core

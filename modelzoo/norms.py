@@ -37,7 +37,9 @@ class GatedRMSNorm(nn.Module):
         return gated_rms_norm(x, gate, self.weight, self.n_groups, self.eps)
 
 
-def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, n_groups: int, eps: float) -> torch.Tensor:
+def gated_rms_norm(
+    x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, n_groups: int, eps: float
+) -> torch.Tensor:
     """``GatedRMSNorm`` as a function of its weight, for code that runs with parameters passed in."""
     wide = at_least_float32(x.dtype)
     gated = x.to(wide) * F.silu(gate.to(wide))

@@ -164,7 +164,7 @@ def test_make_linear_keeps_nn_linear_parameters_and_reports_errors():
     assert 0.01 < stats["fp4_error"] < 0.3
 
 
-@pytest.mark.timeout(600)  # compiles one small function; ~N s on the 2-core CI box
+@pytest.mark.timeout(600)  # compiles one small layer forward and backward
 def test_compiled_gemms_use_the_reference_quantized_operands():
     # The recipe's layout (16x16 weight tiles, Hadamard-rotated wgrad) with nearest rounding, so the compiled
     # layer is checked against the float64 references exactly as the eager one is above.
@@ -179,5 +179,6 @@ def test_compiled_gemms_use_the_reference_quantized_operands():
     expected_y = quantize_blocks(x, 1, 16) @ quantize_blocks(w, 16, 16).t() + b.double()
     expected_dx = quantize_blocks(dy, 1, 16) @ quantize_blocks(w, 16, 16)
     expected_dw = quantize_blocks(rotation @ pad(dy), 16, 1).t() @ quantize_blocks(rotation @ pad(x), 16, 1)
-    for got, want in [(y.detach(), expected_y), (x_.grad, expected_dx), (w_.grad, expected_dw), (b_.grad, dy.double().sum(0))]:
+    expected = [(y.detach(), expected_y), (x_.grad, expected_dx), (w_.grad, expected_dw), (b_.grad, dy.double().sum(0))]
+    for got, want in expected:
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
