@@ -137,6 +137,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     grad_clip: float = 1.0
+    # Regional compilation (HybridLM.compile_regions). Off by default: on this project's CPU boxes the first
+    # step costs one to three minutes of compilation (seconds with a warm cache), which only long runs repay.
+    compile: bool = False
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import resource
 import signal
 import sys
@@ -39,6 +40,13 @@ from modelzoo.tracking import Tracker, TrackingOptions, new_run_id, resolve_mode
 log = logging.getLogger("modelzoo.train")
 STATUS_EVERY_SECONDS = 10.0
 _CHECKPOINT_TENSORS = ["model", "optimizer", "rng"]
+
+
+def use_inductor_cache() -> None:
+    """Keep torch.compile's inductor cache under the var directory, so that repeated runs start warm (an explicit
+    ``TORCHINDUCTOR_CACHE_DIR`` wins)."""
+    var_dir = Path(os.environ.get("FLIGHTDECK_VAR_DIR") or "var")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str((var_dir / "inductor-cache").resolve()))
 
 
 class TrainingFailure(RuntimeError):
@@ -146,6 +154,8 @@ class Run:
         self.stats = IntervalStats()
         self.wandb_id = options.tracking.run_id
         self._last_status = 0.0
+        self.compile_pending = options.recipe.train.compile  # regions compile during this process's first step
+        self.compile_seconds: float | None = None  # that step's time, until a record reports it
 
     # ------------------------------------------------------------ set-up
 
@@ -157,6 +167,9 @@ class Run:
         self._build_data()
         seed_everything(self.cfg.seed)
         self.model = HybridLM(self.recipe.model).to(self.ctx.device)
+        if self.cfg.compile:
+            use_inductor_cache()
+            self.model.compile_regions()
         self.optimizer = build_optimizer(self.model, self.recipe.optim)
         if resume_from:
             self._restore(*resume_from)
@@ -251,13 +264,21 @@ class Run:
                 return "preempted"
             started = time.perf_counter()
             lr = self._train_step()
-            interval_seconds += time.perf_counter() - started
-            interval_tokens += tokens_per_step
+            elapsed = time.perf_counter() - started
             self.step += 1
+            if self.compile_pending:
+                # Compilation happens inside the first step: report it apart, so tokens/s (and the ETA built on
+                # it) show the steady speed.
+                self.compile_pending, self.compile_seconds = False, elapsed
+                log.info("compiled regions in the first step: %.1fs (cache %s)", elapsed,
+                         os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+            else:
+                interval_seconds += elapsed
+                interval_tokens += tokens_per_step
             progress.update(1)
             evaluate = self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps
             if evaluate or self.step % self.cfg.log_every == 0:
-                record = self._record(lr, interval_tokens / max(interval_seconds, 1e-9))
+                record = self._record(lr, interval_tokens / interval_seconds if interval_seconds else None)
                 if evaluate:
                     record.update(self.evaluate())
                 self._publish(record, tracker, progress)
@@ -315,10 +336,12 @@ class Run:
         blended = sum(weight * per_corpus[name] for name, weight in self.blend_weights.items())
         return {"val_loss": blended, **{f"val_loss/{name}": loss for name, loss in per_corpus.items()}}
 
-    def _record(self, lr: float, tokens_per_s: float) -> dict[str, Any]:
+    def _record(self, lr: float, tokens_per_s: float | None) -> dict[str, Any]:
         means = self.stats.means()
         self.stats.reset()
-        return {
+        compiled = {} if self.compile_seconds is None else {"compile_seconds": self.compile_seconds}
+        self.compile_seconds = None
+        return compiled | {
             "step": self.step,
             "tokens": self.step * self.cfg.batch_size * self.cfg.seq_len,
             "train_loss": means.get("train_loss"),
@@ -340,8 +363,9 @@ class Run:
             tracker.log(record, self.step)
         progress.set_postfix(loss=f"{record['train_loss']:.4f}")
         val = f" val_loss {record['val_loss']:.4f}" if "val_loss" in record else ""
-        log.info("step %d train_loss %.4f%s lr %.3g grad_norm %.3f tokens/s %.0f", self.step, record["train_loss"], val,
-                 record["lr"], record["grad_norm"], record["tokens_per_s"])
+        speed = "-" if record["tokens_per_s"] is None else f"{record['tokens_per_s']:.0f}"
+        log.info("step %d train_loss %.4f%s lr %.3g grad_norm %.3f tokens/s %s", self.step, record["train_loss"], val,
+                 record["lr"], record["grad_norm"], speed)
 
     def _write_status(self, status: str, force: bool = False) -> None:
         now = time.monotonic()

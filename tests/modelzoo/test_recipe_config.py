@@ -54,6 +54,7 @@ def test_unknown_key_names_it_and_the_closest_keys():
     "key, value, expected",
     [("hidden_size", True, "expected int"), ("hidden_size", 64.0, "expected int"),
      ("optim.lr", "fast", "expected float"), ("fp4.enabled", 1, "expected bool"), ("pattern", 3, "expected str"),
+     ("train.compile", "yes", "expected bool"),
      ("optim.lr", float("nan"), "expected float")],
 )
 def test_wrong_type_names_key_and_expected_type(key, value, expected):
