@@ -9,16 +9,16 @@ from compute import permissions, selectors
 from ideas.models import Area, Idea
 
 register = template.Library()
+TENTH = Decimal("0.1")
 
 
 @register.filter
 def gpu_hours(value) -> str:
-    """``1234.5`` → ``1,234.5``; whole numbers without decimals; empty for no value."""
+    """``1234.5`` → ``1,234.5``; whole numbers without decimals; "—" for no value; never ``-0``."""
     if value is None or value == "":
         return "—"
-    amount = Decimal(value)
-    text = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.1f}"
-    return text
+    shown = Decimal(value).quantize(TENTH) + 0  # rounded first, then + 0 turns -0.0 into 0.0
+    return f"{shown:,.0f}" if shown == shown.to_integral_value() else f"{shown:,.1f}"
 
 
 @register.filter
