@@ -27,6 +27,7 @@ class RequestForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
         help_text="One per line: runs, studies or prior grants (http(s) URLs or paths on this site).",
     )
+    amend = forms.IntegerField(required=False, widget=forms.HiddenInput, help_text="the open request the person chose to amend")
 
     def __init__(self, *args, user: User, **kwargs):
         """Only areas and ideas ``user`` may see are offered (and accepted): restricted ones stay unnamed."""

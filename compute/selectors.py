@@ -5,6 +5,7 @@ Selectors that list areas, ideas, requests or grants take the ``user`` they show
 ``compute.visibility`` hides (restricted areas); ``user=None`` means no such filter (services, jobs, tests).
 Org-level figures (pool budgets, utilisation, the org burn-down) are totals over all areas, naming none."""
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -92,6 +93,10 @@ def cycle_get(cycle_id: int) -> Cycle:
         return Cycle.objects.get(pk=cycle_id)
     except Cycle.DoesNotExist:
         raise Http404(f"no cycle {cycle_id}") from None
+
+
+def cycle_before(cycle: Cycle) -> Cycle | None:
+    return Cycle.objects.filter(start__lt=cycle.start).order_by("-start").first()
 
 
 def cycle_open_for_requests() -> Cycle | None:
@@ -198,9 +203,10 @@ def burn_down_table(overview: CycleOverview) -> Table:
     return table
 
 
-def requests_table(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> Table:
+def requests_table(requests: Iterable[Request]) -> Table:
+    """The requests (for example the review desk's, filtered and sorted as its URL says) as a table."""
     table = Table("requests", "Requests", ["#", "Target", "Area", "Pool", "Stage", "Requested GPU-h", "Granted GPU-h", "Status", "Requester", "Submitted"])
-    for request in request_queue(cycle, status=status, user=user):
+    for request in requests:
         table.rows.append([
             request.pk, request.target_label, request.area.name, request.pool.name, request.stage,
             request.gpu_hours, request.granted_hours, request.status, request.requester.get_username(),
@@ -209,23 +215,9 @@ def requests_table(cycle: Cycle, *, status: str | None = None, user: User | None
     return table
 
 
-STAGE_RANK = {"integration": 0, "scale-up": 1, "pilot": 2}
-
-
-def _queue_rows() -> QuerySet:
-    return Request.objects.select_related("area", "idea", "pool", "requester", "review__reviewer", "cycle").prefetch_related("revisions")
-
-
 def request_queue_item(request_id: int) -> Request:
-    return _queue_rows().get(pk=request_id)
-
-
-def request_queue(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> list[Request]:
-    """Requests of a cycle, largest first and, at equal amounts, later stages (integration) first."""
-    requests = _queue_rows().filter(_rows(user), cycle=cycle)
-    if status:
-        requests = requests.filter(status=status)
-    return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))
+    """One request with what its desk row shows."""
+    return Request.objects.select_related("area", "idea", "pool", "requester", "review__reviewer", "cycle").get(pk=request_id)
 
 
 def allocation_figures(allocation: Allocation, figures: CycleFigures) -> Figures:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("cycles/<int:cycle_id>/", views.cycle_overview, name="cycle"),
     path("cycles/<int:cycle_id>/phase/", views.cycle_phase, name="cycle_phase"),
     path("cycles/<int:cycle_id>/review/", views.review_queue, name="review_queue"),
+    path("cycles/<int:cycle_id>/review/approve-pilots/", views.requests_bulk_approve, name="review_bulk_approve"),
     path("cycles/<int:cycle_id>/<slug:table>.csv", views.cycle_csv, name="cycle_csv"),
     path("requests/new/", views.request_new, name="request_new"),
     path("requests/<int:request_id>/review/", views.request_review, name="request_review"),

@@ -14,15 +14,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from compute import charts, permissions, selectors, services
+from compute import charts, evidence, permissions, selectors, services
 from compute.csv_export import table_response
 from compute.cycles import Phase
-from compute.errors import ComputeConflict
+from compute.desk import desk_panel, desk_requests, desk_rows, review_desk
+from compute.errors import ComputeConflict, RequestAlreadyOpen
+from compute.figures import cycle_figures
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
 from compute.visibility import visible_requests
-from experiments import evidence
 from ideas.forms import apply_service_error, parse_lines
+
+
+def form_error_text(form) -> str:
+    return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items())
 
 
 def _cycle_from_query(request: HttpRequest):
@@ -67,7 +72,7 @@ CYCLE_TABLES = {
     "areas": lambda cycle, user: selectors.cycle_overview(cycle, user=user).areas,
     "pools": lambda cycle, user: selectors.cycle_overview(cycle, user=user).pools,
     "burndown": lambda cycle, user: selectors.burn_down_table(selectors.cycle_overview(cycle, user=user)),
-    "requests": lambda cycle, user: selectors.requests_table(cycle, user=user),
+    "requests": lambda cycle, user: selectors.requests_table(desk_requests(cycle, user=user, status="all")),
     "allocations": lambda cycle, user: selectors.allocations_table(cycle, user=user),
 }
 
@@ -105,45 +110,61 @@ def _require_reviewer(request: HttpRequest) -> None:
 
 @login_required
 def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The review desk: filters and sorting in the URL, a page of requests, the running budget panel."""
     _require_reviewer(request)
-    cycle = selectors.cycle_get(cycle_id)
-    queue = selectors.request_queue(cycle, user=request.user)
-    return render(
-        request,
-        "compute/review_queue.html",
-        {
-            "cycle": cycle,
-            "open_requests": [r for r in queue if r.status == Request.Status.OPEN],
-            "decided": [r for r in queue if r.status != Request.Status.OPEN],
-            "verdicts": evidence.link_verdicts(link for r in queue for link in r.evidence_links),
-            "cycles": selectors.cycle_list(),
-        },
-    )
+    desk = review_desk(selectors.cycle_get(cycle_id), data=request.GET, user=request.user)
+    context = {"desk": desk, "cycle": desk.cycle, "cycles": selectors.cycle_list(), "panel": desk.panel}
+    return render(request, "compute/review_queue.html", context, status=400 if desk.form.errors else 200)
+
+
+def _desk_row_response(request: HttpRequest, compute_request: Request, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The decided (or refused-with-the-error) row, and the budget panel swapped out of band (htmx)."""
+    compute_request = selectors.request_queue_item(compute_request.pk)
+    previous = selectors.cycle_before(compute_request.cycle)
+    row = desk_rows([compute_request], previous=cycle_figures(previous) if previous else None)[0]
+    context = {"row": row, "error": error, "panel": desk_panel(compute_request.cycle), "oob": True}
+    return render(request, "compute/_review_row.html", context, status=status)
 
 
 @login_required
 @require_POST
 def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
-    """The reviewer's decision from the queue; answers with the request's row, decided or with the error."""
+    """The reviewer's decision from the desk; answers with the request's row, decided or with the error."""
     compute_request = get_object_or_404(
         visible_requests(request.user).select_related("area", "idea", "pool", "requester", "cycle"), pk=request_id
     )
     form = ReviewForm(request.POST)
-    error, status = "", 200
     if not form.is_valid():
-        error, status = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()), 400
+        return _desk_row_response(request, compute_request, error=form_error_text(form), status=400)
+    try:
+        services.request_review(request=compute_request, reviewer=request.user, **form.cleaned_data)
+    except PermissionDenied as denied:
+        return _desk_row_response(request, compute_request, error=str(denied), status=403)
+    except ValidationError as invalid:
+        return _desk_row_response(request, compute_request, error=" ".join(invalid.messages), status=400)
+    except ComputeConflict as conflict:
+        return _desk_row_response(request, compute_request, error=str(conflict), status=409)
+    return _desk_row_response(request, compute_request)
+
+
+@login_required
+@require_POST
+def requests_bulk_approve(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """Approve the selected pilot requests (all or none), then back to the desk as it was filtered."""
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    ids = [int(raw) for raw in request.POST.getlist("requests") if raw.isdigit()]
+    try:
+        reviews = services.requests_approve_pilots(cycle=cycle, request_ids=ids, reviewer=request.user)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    except (ComputeConflict, PermissionDenied) as refused:
+        messages.error(request, str(refused))
     else:
-        try:
-            services.request_review(request=compute_request, reviewer=request.user, **form.cleaned_data)
-        except PermissionDenied as denied:
-            error, status = str(denied), 403
-        except ValidationError as invalid:
-            error, status = " ".join(invalid.messages), 400
-        except ComputeConflict as conflict:
-            error, status = str(conflict), 409
-    compute_request = selectors.request_queue_item(compute_request.pk)
-    verdicts = evidence.link_verdicts(compute_request.evidence_links)
-    return render(request, "compute/_review_row.html", {"r": compute_request, "error": error, "verdicts": verdicts}, status=status)
+        granted = sum(review.granted_hours for review in reviews)
+        messages.success(request, f"Approved {len(reviews)} pilot requests: {granted} GPU-h granted.")
+    back = request.POST.get("back", "")
+    return redirect(reverse("compute:review_queue", args=[cycle.pk]) + (f"?{back}" if back and "//" not in back else ""))
 
 
 # --- requests -----------------------------------------------------------------------------------------
@@ -151,15 +172,21 @@ def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @login_required
 def request_new(request: HttpRequest) -> HttpResponse:
+    """A new request; when its target already has an open one, the page offers to amend that one instead."""
     cycle = selectors.cycle_open_for_requests()
+    amendable = None
     form = RequestForm(request.POST or None, initial=request.GET.dict(), user=request.user)
     if request.method == "POST" and form.is_valid() and cycle is not None:
         data = dict(form.cleaned_data)
         data["evidence_links"] = parse_lines(data["evidence_links"])
+        data["open_request"] = "amend" if data.pop("amend") else "refuse"
         try:
             compute_request, created = services.request_submit(requester=request.user, cycle=cycle, **data)
         except ValidationError as error:
             apply_service_error(form, error)
+        except RequestAlreadyOpen as already_open:
+            form.add_error(None, str(already_open))
+            amendable = already_open.details["request"] if already_open.details["can_amend"] else None
         except (ComputeConflict, PermissionDenied) as refused:
             form.add_error(None, str(refused))
         else:
@@ -167,7 +194,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Request #{compute_request.pk} for {compute_request.target_label} {verb}.")
             return redirect(reverse("compute:budget", args=[compute_request.area.slug]) + f"?cycle={cycle.pk}")
     status = 400 if request.method == "POST" else 200
-    return render(request, "compute/request_form.html", {"form": form, "cycle": cycle}, status=status)
+    return render(request, "compute/request_form.html", {"form": form, "cycle": cycle, "amendable": amendable}, status=status)
 
 
 # --- area page ----------------------------------------------------------------------------------------
@@ -181,7 +208,7 @@ def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
     can_split = permissions.can_split_area(request.user, area)
     open_cycle = selectors.cycle_open_for_requests()
     prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot",
-               **evidence.request_prefill(area, user=request.user)}
+               **evidence.provider().request_prefill(area, user=request.user)}
     return render(
         request,
         "compute/area_budget.html",
@@ -206,7 +233,7 @@ def area_grant(request: HttpRequest, slug: str) -> HttpResponse:
     form = GrantForm(request.POST, area=area)
     target = reverse("compute:budget", args=[area.slug]) + f"?cycle={cycle.pk}"
     if not form.is_valid():
-        messages.error(request, "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()))
+        messages.error(request, form_error_text(form))
         return redirect(target)
     try:
         grant = services.allocation_set(cycle=cycle, area=area, actor=request.user, **form.cleaned_data)

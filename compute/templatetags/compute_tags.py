@@ -4,6 +4,7 @@ from decimal import Decimal
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from compute import permissions, selectors
 from ideas.models import Area, Idea
@@ -60,3 +61,26 @@ def lookup(mapping, key):
 @register.filter
 def is_compute_reviewer(user) -> bool:
     return permissions.is_reviewer(user)
+
+
+@register.filter
+def age(moment) -> str:
+    """How long ago, in its largest unit only ("3 days", not "3 days, 4 hours"): the desk's Age column."""
+    return timesince(moment).split(",")[0]
+
+
+@register.simple_tag
+def sort_query(query, column: str, current: str) -> str:
+    """The desk's query string sorted by ``column``: descending first for amounts and age, toggled when it
+    is already the sort; filters kept, back to page 1."""
+    params = query.copy()
+    params.pop("page", None)
+    params["sort"] = column if current == f"-{column}" else f"-{column}"
+    return params.urlencode()
+
+
+@register.simple_tag
+def page_query(query, number: int) -> str:
+    params = query.copy()
+    params["page"] = number
+    return params.urlencode()

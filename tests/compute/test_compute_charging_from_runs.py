@@ -89,7 +89,10 @@ def test_the_review_queue_shows_the_verdicts_of_linked_studies_and_runs(client, 
 
     page = client.get(f"/compute/cycles/{open_cycle.pk}/review/").content.decode()
 
-    assert page.count(f"{study.label}: +{patched_idea.key} beats baseline") == 2  # via the study and via its run
+    row = page.split('class="evidence"', 1)[1].split("</td>", 1)[0]
+    assert row.count(f"+{patched_idea.key} beats baseline") == 1  # linked via the study and via its run: one study
+    assert f"{study.label}</a> · 3 seeds" in row and "not finished" not in row
+    assert "without" not in row  # a scale-up backed by a finished pilot is not flagged
     assert "3.3%" in page  # (2.90 − 3.00) / 3.00 of the mean final validation loss
 
 

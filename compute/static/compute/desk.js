@@ -1,0 +1,52 @@
+// Review desk keys: j/k move between requests, a approve, t trim (focus the hours), r refuse (focus the
+// reason; Enter then refuses), x select a pilot for bulk approval, / jump to the filters. Keys are ignored
+// while typing in a field, so the form controls behave as usual.
+(function () {
+  "use strict";
+  var desk = document.getElementById("desk");
+  if (!desk) return;
+  var current = null;
+
+  function rows() { return Array.prototype.slice.call(desk.querySelectorAll("tbody tr.desk-row")); }
+  function focusRow(row) {
+    if (!row) return;
+    if (current) current.classList.remove("current");
+    current = row;
+    row.classList.add("current");
+    row.focus({ preventScroll: false });
+  }
+  function move(step) {
+    var all = rows();
+    var index = current ? all.indexOf(document.getElementById(current.id)) : -1;
+    focusRow(all[Math.max(0, Math.min(all.length - 1, index + step))]);
+  }
+  function inRow(selector) { return current && document.getElementById(current.id) ? document.getElementById(current.id).querySelector(selector) : null; }
+
+  desk.addEventListener("focusin", function (event) {
+    var row = event.target.closest("tr.desk-row");
+    if (row && row !== current) { if (current) current.classList.remove("current"); current = row; row.classList.add("current"); }
+  });
+  // Refusing from the reason field with Enter: the reason is what a refusal needs.
+  desk.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.name === "comment" && event.target.dataset.decision) {
+      event.preventDefault();
+      var button = event.target.form.querySelector("button[value=" + event.target.dataset.decision + "]");
+      if (button) button.click();
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "select" || tag === "textarea" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var key = event.key, target;
+    if (key === "j") move(1);
+    else if (key === "k") move(-1);
+    else if (key === "/") { target = document.querySelector("#desk-filters select"); if (target) target.focus(); }
+    else if (key === "a") { target = inRow("button[value=approve]"); if (target) target.click(); }
+    else if (key === "x") { target = inRow("input[type=checkbox]"); if (target) target.checked = !target.checked; }
+    else if (key === "t") { target = inRow("input[name=gpu_hours]"); if (target) { target.focus(); inRow("input[name=comment]").dataset.decision = "trim"; } }
+    else if (key === "r") { target = inRow("input[name=comment]"); if (target) { target.dataset.decision = "refuse"; target.focus(); } }
+    else return;
+    event.preventDefault();
+  });
+  move(0);
+})();
