@@ -20,6 +20,8 @@ from compute.models import Cycle, Pool
 from compute.serializers import (
     AllocationTreeSerializer,
     CycleSerializer,
+    FiguresQuerySerializer,
+    FiguresSerializer,
     RequestInputSerializer,
     RequestSerializer,
     ReviewInputSerializer,
@@ -83,6 +85,20 @@ class CycleAllocationsView(ComputeAPIView):
         cycle = selectors.cycle_get(pk)
         rows = selectors.allocations_for_cycle(cycle, user=request.user)
         return Response(AllocationTreeSerializer({"cycle": cycle.pk, "phase": cycle.phase, "results": rows}).data)
+
+
+class CycleFiguresView(ComputeAPIView):
+    """Granted, used, remaining and requested GPU-hours of a cycle for the org, each pool, each area or each
+    idea (`level`): the figures every compute page and CSV shows, from the same selector."""
+
+    serializer_class = FiguresSerializer
+
+    @extend_schema(parameters=[FiguresQuerySerializer], responses={200: FiguresSerializer, 400: _ERRORS[400], 404: _NOT_FOUND})
+    def get(self, request: HttpRequest, pk: int) -> Response:
+        cycle = selectors.cycle_get(pk)
+        level = self.parse(FiguresQuerySerializer, request.query_params)["level"]
+        rows = selectors.figure_rows(cycle, level=level, user=request.user)
+        return Response(FiguresSerializer({"cycle": cycle.pk, "level": level, "results": rows}).data)
 
 
 class RequestCreateView(ComputeAPIView):

@@ -17,6 +17,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from compute.cycles import Calendar, Phase
+from compute.forecast import COLUMNS as FORECAST_COLUMNS, forecast_rows
 from compute.figures import CycleFigures, Figures, cycle_figures, hours
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
 from compute.visibility import compute_q, visible_compute_areas
@@ -136,6 +137,12 @@ class CycleOverview:
     budget: Decimal
     granted: Decimal
     used: Decimal
+    forecast: Table
+
+    @property
+    def overrunning(self) -> list[list]:
+        """Forecast rows of areas projected to use more than their grant."""
+        return [row for row in self.forecast.rows if row[-1] is not None]
 
 
 def _areas(user: User | None) -> QuerySet[Area]:
@@ -152,9 +159,11 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | No
     calendar = Calendar.from_settings()
     figures = cycle_figures(cycle)
     areas = Table("areas", "Areas", ["Area", "Requested GPU-h", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    for area in _areas(user).filter(pk__in=figures.area_ids()).order_by("name"):
+    shown_areas = list(_areas(user).filter(pk__in=figures.area_ids()).order_by("name"))
+    for area in shown_areas:
         shown = figures.area(area.pk)
         areas.rows.append([area, shown.requested, shown.granted, shown.used, shown.remaining])
+    forecast = Table("forecast", "Forecast to the end of the cycle", FORECAST_COLUMNS, forecast_rows(cycle, figures, shown_areas, now=now))
 
     budgets = list(Allocation.objects.filter(cycle=cycle, level=Allocation.Level.ORG).select_related("pool").order_by("pool__name"))
     # Usage per pool and per local day in one scan: a filtered sum per day over [midnight, next midnight), with
@@ -194,6 +203,7 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | No
         budget=total_budget,
         granted=figures.org().granted,
         used=figures.org().used,
+        forecast=forecast,
     )
 
 
@@ -258,6 +268,28 @@ def allocations_table(cycle: Cycle, *, user: User | None = None) -> Table:
         target = {"org": "org", "area": getattr(allocation.area, "name", ""), "idea": getattr(allocation.idea, "key", "")}[allocation.level]
         table.rows.append([allocation.level, target, allocation.pool.name, allocation.gpu_hours, row["children_total"], row["used"], row["remaining"]])
     return table
+
+
+# --- figures (the API's granted / used / remaining) -------------------------------------------------------
+
+FIGURE_LEVELS = ("org", "pool", "area", "idea")
+
+
+def figure_rows(cycle: Cycle, *, level: str, user: User | None = None) -> list[dict]:
+    """The cycle's figures at one level, all pools together (org, area, idea) or per pool, for the areas and
+    ideas ``user`` may see: the numbers the pages and CSVs show, from the same ``compute.figures``."""
+    figures = cycle_figures(cycle)
+    if level == "org":
+        return [{"target": "org", "figures": figures.org()}]
+    if level == "pool":
+        pools = Pool.objects.in_bulk(figures.pool_ids())
+        return sorted(({"target": pools[pk].name, "figures": figures.org(pk)} for pk in pools), key=lambda row: row["target"])
+    if level == "area":
+        return [{"target": area.slug, "figures": figures.area(area.pk)} for area in _areas(user).filter(pk__in=figures.area_ids()).order_by("slug")]
+    ideas = Idea.objects.filter(pk__in=figures.idea_ids()).order_by("number")
+    if user is not None:
+        ideas = ideas.filter(area__in=_areas(user))
+    return [{"target": idea.key, "figures": figures.idea(idea.pk)} for idea in ideas]
 
 
 # --- usage ------------------------------------------------------------------------------------------------

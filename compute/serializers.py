@@ -111,3 +111,25 @@ class UsageSerializer(serializers.Serializer):
     area = serializers.CharField(allow_null=True, help_text="the `area` asked for, or null for all areas")
     total_gpu_hours = serializers.FloatField()
     results = UsageRowSerializer(many=True)
+
+
+class FiguresQuerySerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["org", "pool", "area", "idea"], default="area")
+
+
+class FigureRowSerializer(serializers.Serializer):
+    target = serializers.CharField(help_text="`org`, a pool name, an area slug or an idea key")
+    budget_gpu_hours = hours_field(source="figures.budget", help_text="the org budget (org and pool rows; 0 otherwise)")
+    granted_gpu_hours = hours_field(source="figures.granted")
+    used_gpu_hours = hours_field(source="figures.used")
+    remaining_gpu_hours = hours_field(source="figures.remaining", help_text="granted − used")
+    unallocated_gpu_hours = hours_field(source="figures.unallocated", help_text="budget − granted (org and pool rows)")
+    requested_gpu_hours = hours_field(source="figures.requested")
+    open_requested_gpu_hours = hours_field(source="figures.open_requested", help_text="requested and not yet decided")
+    has_grant = serializers.BooleanField(source="figures.has_grant")
+
+
+class FiguresSerializer(serializers.Serializer):
+    cycle = serializers.IntegerField()
+    level = serializers.CharField()
+    results = FigureRowSerializer(many=True)

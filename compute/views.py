@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from compute import charts, evidence, permissions, selectors, services
+from compute import charts, evidence, ledger, permissions, report, selectors, services
 from compute.csv_export import table_response
 from compute.cycles import Phase
 from compute.desk import desk_panel, desk_requests, desk_rows, review_desk
@@ -24,6 +24,8 @@ from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
 from compute.models import Request
 from compute.visibility import visible_requests
 from ideas.forms import apply_service_error, parse_lines
+from ideas.models import Idea
+from ideas.selectors import parse_idea_key
 
 
 def form_error_text(form) -> str:
@@ -71,10 +73,18 @@ def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
 CYCLE_TABLES = {
     "areas": lambda cycle, user: selectors.cycle_overview(cycle, user=user).areas,
     "pools": lambda cycle, user: selectors.cycle_overview(cycle, user=user).pools,
+    "forecast": lambda cycle, user: selectors.cycle_overview(cycle, user=user).forecast,
     "burndown": lambda cycle, user: selectors.burn_down_table(selectors.cycle_overview(cycle, user=user)),
     "requests": lambda cycle, user: selectors.requests_table(desk_requests(cycle, user=user, status="all")),
     "allocations": lambda cycle, user: selectors.allocations_table(cycle, user=user),
+    **{name: (lambda cycle, user, name=name: getattr(report.cycle_report(cycle, user=user), name)) for name in report.TABLES},
 }
+
+
+@login_required
+def cycle_report(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    data = report.cycle_report(selectors.cycle_get(cycle_id), user=request.user)
+    return render(request, "compute/cycle_report.html", {"report": data, "cycle": data.cycle, "cycles": selectors.cycle_list()})
 
 
 @login_required
@@ -257,6 +267,35 @@ def area_csv(request: HttpRequest, slug: str, table: str) -> HttpResponse:
     cycle = _cycle_from_query(request)
     budget = selectors.area_budget(area, cycle)
     return table_response(getattr(budget, table), filename=f"{area.slug}-{cycle.first_day}-{table}.csv")
+
+
+# --- usage ledger --------------------------------------------------------------------------------------
+
+
+def _ledger_target(request: HttpRequest, slug: str):
+    """The area (404 when hidden), the cycle and the optional ``?idea=<key>`` of that area."""
+    area = selectors.area_get(slug, user=request.user)
+    idea = None
+    if request.GET.get("idea"):
+        number = parse_idea_key(request.GET["idea"])
+        idea = Idea.objects.filter(area=area, number=number if number is not None else -1).first()
+        if idea is None:
+            raise Http404(f"no idea {request.GET['idea']!r} in {area.name}")
+    return area, _cycle_from_query(request), idea
+
+
+@login_required
+def usage_ledger(request: HttpRequest, slug: str) -> HttpResponse:
+    area, cycle, idea = _ledger_target(request, slug)
+    data = ledger.usage_ledger(cycle, area=area, idea=idea, page=request.GET.get("page") or 1)
+    return render(request, "compute/ledger.html", {"ledger": data, "cycle": cycle, "area": area, "cycles": selectors.cycle_list()})
+
+
+@login_required
+def usage_ledger_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    area, cycle, idea = _ledger_target(request, slug)
+    name = f"{area.slug}{'-' + idea.key if idea else ''}-{cycle.first_day}-ledger.csv"
+    return table_response(ledger.ledger_table(cycle, area=area, idea=idea), filename=name)
 
 
 # --- trends ------------------------------------------------------------------------------------------

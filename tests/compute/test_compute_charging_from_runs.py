@@ -5,9 +5,11 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from compute import services
+from compute.figures import cycle_figures
 from compute.models import LaunchHold, UsageEntry
 from experiments import budget
 from experiments import services as experiment_services
@@ -58,6 +60,16 @@ def test_a_trained_ablation_charges_its_attempts_to_the_ideas_grant(celery_worke
         assert exact - Decimal(entries.count()) / 3600 - Decimal("0.0001") <= charged <= exact + Decimal("0.0001")
     hold = LaunchHold.objects.get(launch_key=budget.study_launch_key(study_id))
     assert hold.allocation_id == idea_grant.pk and hold.released_at is not None
+
+    # The ledger names each charge's run and attempt and adds up to what the cycle's figures say.
+    page_client = Client()
+    page_client.force_login(pic)
+    ledger = page_client.get(f"/compute/areas/{area.slug}/ledger/?cycle={current_cycle.pk}&idea={patched_idea.key}").content.decode()
+    for run in runs:
+        assert f'href="{run.get_absolute_url()}">{run.public_id}</a>' in ledger
+        assert f"host {run.attempts.get().host}" in ledger
+    used = cycle_figures(current_cycle).idea(patched_idea.pk).used
+    assert f"<strong>{used}</strong>" in ledger
 
 
 @pytest.fixture

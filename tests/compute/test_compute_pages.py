@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from compute import services
 from ideas import services as idea_services
 
-OVERVIEW_QUERIES = 13  # session, user, cycle, 3 figure sums (grants, usage, requests), areas, org budgets, usage per pool and day, picker, open cycle, reviewer group, inbox badge
+OVERVIEW_QUERIES = 15  # session, user, cycle, 3 figure sums (grants, usage, requests), areas, 2 forecast sums (recent usage, holds), org budgets, usage per pool and day, picker, open cycle, reviewer group, inbox badge
 
 
 def _grant_and_use(cycle, pool, area, reviewer, pic, idea=None, *, hours=100, used_hours=3, key="A"):
