@@ -127,13 +127,24 @@ def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
     return render(request, "compute/review_queue.html", context, status=400 if desk.form.errors else 200)
 
 
+@login_required
+def review_panel(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The desk's budget panel alone: htmx reloads it whenever a decision answers with ``budgetChanged``."""
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    return render(request, "compute/_budget_panel.html", {"panel": desk_panel(cycle), "cycle": cycle})
+
+
 def _desk_row_response(request: HttpRequest, compute_request: Request, *, error: str = "", status: int = 200) -> HttpResponse:
-    """The decided (or refused-with-the-error) row, and the budget panel swapped out of band (htmx)."""
+    """The decided (or refused-with-the-error) row; a decision also tells the page to reload the budget panel
+    (a table row and a panel cannot travel in one htmx answer: HTML parses a lone ``<tr>`` only in a table)."""
     compute_request = selectors.request_queue_item(compute_request.pk)
     previous = selectors.cycle_before(compute_request.cycle)
     row = desk_rows([compute_request], previous=cycle_figures(previous) if previous else None)[0]
-    context = {"row": row, "error": error, "panel": desk_panel(compute_request.cycle), "oob": True}
-    return render(request, "compute/_review_row.html", context, status=status)
+    response = render(request, "compute/_review_row.html", {"row": row, "error": error}, status=status)
+    if not error:
+        response["HX-Trigger"] = "budgetChanged"
+    return response
 
 
 @login_required
@@ -172,7 +183,7 @@ def requests_bulk_approve(request: HttpRequest, cycle_id: int) -> HttpResponse:
         messages.error(request, str(refused))
     else:
         granted = sum(review.granted_hours for review in reviews)
-        messages.success(request, f"Approved {len(reviews)} pilot requests: {granted} GPU-h granted.")
+        messages.success(request, f"Approved {len(reviews)} pilot request{'s' if len(reviews) != 1 else ''}: {granted} GPU-h granted.")
     back = request.POST.get("back", "")
     return redirect(reverse("compute:review_queue", args=[cycle.pk]) + (f"?{back}" if back and "//" not in back else ""))
 

@@ -45,7 +45,7 @@ def test_the_overview_shows_each_area_and_the_charts_data(client, current_cycle,
     page = client.get(f"/compute/cycles/{current_cycle.pk}/").content.decode()
     assert 'id="figure-areas"' in page and "Routing" in page
     assert '"name": "Granted"' in page or '"name":"Granted"' in page
-    assert "Review queue" not in page  # the PIC is not a reviewer
+    assert "Review desk" not in page  # the PIC is not a reviewer
 
 
 def test_every_table_downloads_as_csv(client, current_cycle, pool, area, idea, reviewer, pic):

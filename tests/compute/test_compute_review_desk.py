@@ -66,18 +66,20 @@ def test_filters_and_sorting_live_in_the_url(client, open_cycle, pool, area, oth
     assert response.status_code == 400 and "area:" in response.content.decode() and "sort:" in response.content.decode()
 
 
-def test_a_decision_answers_with_the_row_and_the_moved_budget_panel(client, open_cycle, pool, area, member, reviewer):
+def test_a_decision_answers_with_the_row_and_moves_the_budget_panel(client, open_cycle, pool, area, member, reviewer):
     request = _ask(open_cycle, pool, area, member, 120)
     client.force_login(reviewer)
     page = client.get(f"/compute/cycles/{open_cycle.pk}/review/").content.decode()
     budget = open_cycle.allocations.get(level="org").gpu_hours
     assert re.search(r'data-pool="h100"><td>h100</td><td class="num granted">0</td>', page)
     response = client.post(f"/compute/requests/{request.pk}/review/", {"decision": "trim", "gpu_hours": "100", "comment": "less"}, HTTP_HX_REQUEST="true")
-    body = response.content.decode()
-    assert response.status_code == 200 and "Trimmed" in body
-    assert 'id="budget-panel" hx-swap-oob="true"' in body
+    assert response.status_code == 200 and "Trimmed" in response.content.decode()
+    assert response["HX-Trigger"] == "budgetChanged"  # the panel listens for it and reloads itself
+    body = client.get(f"/compute/cycles/{open_cycle.pk}/review/panel/").content.decode()
     assert re.search(r'data-pool="h100"><td>h100</td><td class="num granted">100</td>', body)
     assert f'<td class="num left">{gpu_hours(budget - 100)}</td>' in body and '<strong id="open-count">0</strong>' in body
+    refused = client.post(f"/compute/requests/{request.pk}/review/", {"decision": "approve"}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 409 and "HX-Trigger" not in refused  # nothing changed: no reload
 
 
 def test_bulk_approval_grants_the_selected_pilots_or_nothing(client, open_cycle, pool, area, other_area, ideas, member, pic, reviewer):
