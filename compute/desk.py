@@ -178,7 +178,7 @@ def review_desk(cycle: Cycle, *, data, user: User) -> ReviewDesk:
     filters = {name: data.get(name) for name in ("area", "pool", "stage", "status", "requester") if valid and data.get(name)}
     return ReviewDesk(
         cycle=cycle, form=form, page=page,
-        rows=desk_rows(list(page.object_list), previous=cycle_figures(previous) if previous else None),
+        rows=desk_rows(list(page.object_list), previous=cycle_figures(previous, ideas=False) if previous else None),
         panel=budget_panel(figures), sort=sort, previous=previous, filters=filters,
     )
 

@@ -140,7 +140,7 @@ def _desk_row_response(request: HttpRequest, compute_request: Request, *, error:
     (a table row and a panel cannot travel in one htmx answer: HTML parses a lone ``<tr>`` only in a table)."""
     compute_request = selectors.request_queue_item(compute_request.pk)
     previous = selectors.cycle_before(compute_request.cycle)
-    row = desk_rows([compute_request], previous=cycle_figures(previous) if previous else None)[0]
+    row = desk_rows([compute_request], previous=cycle_figures(previous, ideas=False) if previous else None)[0]
     response = render(request, "compute/_review_row.html", {"row": row, "error": error}, status=status)
     if not error:
         response["HX-Trigger"] = "budgetChanged"
