@@ -174,7 +174,7 @@ def review_desk(cycle: Cycle, *, data, user: User) -> ReviewDesk:
     ) if valid else Request.objects.none()
     page = Paginator(requests, PER_PAGE).get_page(chosen.get("page") or 1)
     previous = cycle_before(cycle)
-    figures = cycle_figures(cycle)
+    figures = cycle_figures(cycle, ideas=False)  # the panel shows pools and the org only
     filters = {name: data.get(name) for name in ("area", "pool", "stage", "status", "requester") if valid and data.get(name)}
     return ReviewDesk(
         cycle=cycle, form=form, page=page,
@@ -184,4 +184,4 @@ def review_desk(cycle: Cycle, *, data, user: User) -> ReviewDesk:
 
 
 def desk_panel(cycle: Cycle) -> BudgetPanel:
-    return budget_panel(cycle_figures(cycle))
+    return budget_panel(cycle_figures(cycle, ideas=False))
