@@ -8,12 +8,14 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from django.contrib.auth import get_user_model
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 
 from compute import selectors, services
+from compute.desk import desk_requests
 from compute.errors import ComputeConflict
 from compute.visibility import visible_compute_areas, visible_requests
 from compute.models import Cycle, Pool
@@ -23,6 +25,7 @@ from compute.serializers import (
     FiguresQuerySerializer,
     FiguresSerializer,
     RequestInputSerializer,
+    RequestListQuerySerializer,
     RequestSerializer,
     ReviewInputSerializer,
     ReviewOutputSerializer,
@@ -101,12 +104,31 @@ class CycleFiguresView(ComputeAPIView):
         return Response(FiguresSerializer({"cycle": cycle.pk, "level": level, "results": rows}).data)
 
 
-class RequestCreateView(ComputeAPIView):
-    serializer_class = RequestInputSerializer
+class RequestListView(mixins.ListModelMixin, ComputeAPIView):
+    serializer_class = RequestSerializer
+
+    def get_queryset(self) -> QuerySet:
+        query = self.parse(RequestListQuerySerializer, self.request.query_params)
+        cycle = _lookup(Cycle, "cycle", pk=query["cycle"]) if "cycle" in query else selectors.cycle_current()
+        if cycle is None:
+            raise serializers.ValidationError({"cycle": "there are no cycles yet"})
+        user = self.request.user
+        return desk_requests(
+            cycle, user=user, stage=query.get("stage", ""), status=query["status"], sort=query["sort"],
+            area=_lookup(visible_compute_areas(user), "area", slug=query["area"]) if "area" in query else None,
+            pool=_lookup(Pool, "pool", name=query["pool"]) if "pool" in query else None,
+            requester=_lookup(get_user_model(), "requester", username=query["requester"]) if "requester" in query else None,
+        ).prefetch_related("revisions")
+
+    @extend_schema(parameters=[RequestListQuerySerializer], responses={200: RequestSerializer(many=True), 400: _ERRORS[400]})
+    def get(self, request: HttpRequest) -> Response:
+        """Requests of a cycle (default: the current one) that the caller may see, filtered and sorted like the
+        review desk's URL (`area`, `pool`, `stage`, `status`, `requester`, `sort`)."""
+        return self.list(request)
 
     @extend_schema(request=RequestInputSerializer, responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS})
     def post(self, request: HttpRequest) -> Response:
-        """Open a request, or edit the open one for the same cycle, pool and target (200, history kept)."""
+        """Open a request, or amend the open one for the same cycle, pool and target (200, history kept)."""
         data = self.parse(RequestInputSerializer, request.data)
         areas = visible_compute_areas(request.user)  # a restricted area reads as unknown, as on its pages
         area = _lookup(areas, "area", slug=data["area"])

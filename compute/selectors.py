@@ -278,18 +278,20 @@ FIGURE_LEVELS = ("org", "pool", "area", "idea")
 def figure_rows(cycle: Cycle, *, level: str, user: User | None = None) -> list[dict]:
     """The cycle's figures at one level, all pools together (org, area, idea) or per pool, for the areas and
     ideas ``user`` may see: the numbers the pages and CSVs show, from the same ``compute.figures``."""
-    figures = cycle_figures(cycle)
+    figures = cycle_figures(cycle, ideas=level == "idea")
     if level == "org":
-        return [{"target": "org", "figures": figures.org()}]
+        return [{"target": "org", "figures": figures.org(), "has_budget": True}]
     if level == "pool":
         pools = Pool.objects.in_bulk(figures.pool_ids())
-        return sorted(({"target": pools[pk].name, "figures": figures.org(pk)} for pk in pools), key=lambda row: row["target"])
+        rows = ({"target": pools[pk].name, "figures": figures.org(pk), "has_budget": True} for pk in pools)
+        return sorted(rows, key=lambda row: row["target"])
     if level == "area":
-        return [{"target": area.slug, "figures": figures.area(area.pk)} for area in _areas(user).filter(pk__in=figures.area_ids()).order_by("slug")]
+        areas = _areas(user).filter(pk__in=figures.area_ids()).order_by("slug")
+        return [{"target": area.slug, "figures": figures.area(area.pk), "has_budget": False} for area in areas]
     ideas = Idea.objects.filter(pk__in=figures.idea_ids()).order_by("number")
     if user is not None:
         ideas = ideas.filter(area__in=_areas(user))
-    return [{"target": idea.key, "figures": figures.idea(idea.pk)} for idea in ideas]
+    return [{"target": idea.key, "figures": figures.idea(idea.pk), "has_budget": False} for idea in ideas]
 
 
 # --- usage ------------------------------------------------------------------------------------------------
