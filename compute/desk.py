@@ -161,17 +161,24 @@ def desk_rows(requests: list[Request], *, previous: CycleFigures | None) -> list
     return rows
 
 
+def filtered_requests(cycle: Cycle, *, data, user: User) -> tuple[DeskFilterForm, QuerySet[Request]]:
+    """The filter form for the query string ``data`` and the requests it selects (none when it is invalid)."""
+    form = DeskFilterForm(data, cycle=cycle, user=user)
+    if not form.is_valid():
+        return form, Request.objects.none()
+    chosen = form.cleaned_data
+    return form, desk_requests(
+        cycle, user=user, area=chosen["area"], pool=chosen["pool"], stage=chosen["stage"],
+        status=chosen["status"] or "open", requester=chosen["requester"], sort=chosen["sort"] or DEFAULT_SORT,
+    )
+
+
 def review_desk(cycle: Cycle, *, data, user: User) -> ReviewDesk:
     """The desk for ``cycle`` as the query string ``data`` asks (invalid filters: ``form.errors``, no rows)."""
-    form = DeskFilterForm(data, cycle=cycle, user=user)
-    valid = form.is_valid()
+    form, requests = filtered_requests(cycle, data=data, user=user)
+    valid = not form.errors
     chosen = form.cleaned_data if valid else {}
-    status = chosen.get("status") or "open"
     sort = chosen.get("sort") or DEFAULT_SORT
-    requests = desk_requests(
-        cycle, user=user, area=chosen.get("area"), pool=chosen.get("pool"), stage=chosen.get("stage", ""),
-        status=status, requester=chosen.get("requester"), sort=sort,
-    ) if valid else Request.objects.none()
     page = Paginator(requests, PER_PAGE).get_page(chosen.get("page") or 1)
     previous = cycle_before(cycle)
     figures = cycle_figures(cycle, ideas=False)  # the panel shows pools and the org only

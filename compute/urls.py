@@ -12,6 +12,7 @@ urlpatterns = [
     path("cycles/<int:cycle_id>/review/", views.review_queue, name="review_queue"),
     path("cycles/<int:cycle_id>/review/approve-pilots/", views.requests_bulk_approve, name="review_bulk_approve"),
     path("cycles/<int:cycle_id>/review/panel/", views.review_panel, name="review_panel"),
+    path("cycles/<int:cycle_id>/review.csv", views.review_csv, name="review_csv"),
     path("cycles/<int:cycle_id>/<slug:table>.csv", views.cycle_csv, name="cycle_csv"),
     path("requests/new/", views.request_new, name="request_new"),
     path("requests/<int:request_id>/review/", views.request_review, name="request_review"),

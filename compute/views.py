@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from compute import charts, evidence, ledger, permissions, report, selectors, services
 from compute.csv_export import table_response
 from compute.cycles import Phase
-from compute.desk import desk_panel, desk_requests, desk_rows, review_desk
+from compute.desk import desk_panel, desk_requests, desk_rows, filtered_requests, review_desk
 from compute.errors import ComputeConflict, RequestAlreadyOpen
 from compute.figures import cycle_figures
 from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
@@ -166,6 +166,17 @@ def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
     except ComputeConflict as conflict:
         return _desk_row_response(request, compute_request, error=str(conflict), status=409)
     return _desk_row_response(request, compute_request)
+
+
+@login_required
+def review_csv(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The desk's requests as CSV, filtered and sorted as its URL says (every page, not just one)."""
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    form, requests = filtered_requests(cycle, data=request.GET, user=request.user)
+    if form.errors:
+        return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
+    return table_response(selectors.requests_table(requests), filename=f"cycle-{cycle.first_day}-review.csv")
 
 
 @login_required

@@ -56,6 +56,7 @@ def test_a_review_session_on_the_desk(browser_page, live_server, screenshot, ope
     assert page.locator("tr.desk-row").count() == 4 and _granted(page) == "0" and _still_requested(page) == "485"
     assert "scale-up without linked evidence" in page.locator(f"#request-{scale_up.pk}").inner_text()
     screenshot(page, "1-desk")
+    _tables_fit(page)
 
     # Filter by area: the URL says so, only Routing's requests remain.
     page.select_option("#desk-filters select[name=area]", "routing")
@@ -101,3 +102,22 @@ def test_a_review_session_on_the_desk(browser_page, live_server, screenshot, ope
     assert _bars(page, open_cycle.pk) == {"Requested": [145, 340], "Granted": [25, 240], "Used": [0, 0]}
     path = screenshot(page, "5-overview")
     assert path.stat().st_size > 20_000
+    _tables_fit(page)
+
+    # The area page (its ideas table included), the report and the ledger: every table fits its card.
+    for label, url in (("6-area", f"/compute/areas/routing/?cycle={open_cycle.pk}"), ("7-report", f"/compute/cycles/{open_cycle.pk}/report/"),
+                       ("8-ledger", f"/compute/areas/routing/ledger/?cycle={open_cycle.pk}")):
+        page.goto(url)
+        _tables_fit(page)
+        screenshot(page, label)
+    page.goto(f"/compute/areas/routing/?cycle={open_cycle.pk}")
+    assert idea.key in page.locator("#table-ideas").inner_text() and "200" in page.locator("#table-ideas").inner_text()
+
+
+def _tables_fit(page) -> None:
+    """No table sticks out of its card or needs a horizontal scroll bar at 1280 px."""
+    overflowing = page.evaluate("""() => [...document.querySelectorAll('.card table')].filter(table => {
+        const card = table.closest('.card'), wrap = table.parentElement;
+        return table.getBoundingClientRect().right > card.getBoundingClientRect().right + 1 || wrap.scrollWidth > wrap.clientWidth + 1;
+    }).map(table => table.closest('.card').id || table.closest('.card').querySelector('h2').innerText)""")
+    assert overflowing == [], f"tables wider than their card: {overflowing}"

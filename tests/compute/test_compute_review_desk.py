@@ -62,6 +62,8 @@ def test_filters_and_sorting_live_in_the_url(client, open_cycle, pool, area, oth
     assert _ids(client.get(base + "?requester=pia&stage=scale-up").content.decode()) == [large.pk]
     page = client.get(base + "?area=routing").content.decode()
     assert "sort=-area" in page and "area=routing" in page  # sort links keep the filters
+    rows = client.get(f"/compute/cycles/{open_cycle.pk}/review.csv?area=routing&sort=hours").content.decode().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["#", str(small.pk), str(middle.pk)]
     response = client.get(base + "?area=nowhere&sort=sideways")
     assert response.status_code == 400 and "area:" in response.content.decode() and "sort:" in response.content.decode()
 
