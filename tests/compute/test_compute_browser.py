@@ -65,11 +65,11 @@ def test_a_review_session_on_the_desk(browser_page, live_server, screenshot, ope
     assert page.locator("tr.desk-row").count() == 2
     screenshot(page, "2-filtered")
 
-    # 1. Trim the scale-up: the panel's granted goes from 0 to 200 without a reload.
+    # 1. Trim the scale-up from the keyboard: the panel's granted goes from 0 to 200 without a reload.
     row = page.locator(f"#request-{scale_up.pk}")
-    row.locator("input[name=gpu_hours]").fill("200")
     row.locator("input[name=comment]").fill("Pilot first, then the rest.")
-    row.locator("button[value=trim]").click()
+    row.locator("input[name=gpu_hours]").fill("200")
+    row.locator("input[name=gpu_hours]").press("Enter")  # Enter in the hours field trims, never approves
     page.wait_for_selector(f"#request-{scale_up.pk}.decided")
     _panel_shows(page, granted="200", asked="185")
     # 2. Approve the pilot with the keyboard: j moves to a row, a approves it.

@@ -26,13 +26,15 @@
     var row = event.target.closest("tr.desk-row");
     if (row && row !== current) { if (current) current.classList.remove("current"); current = row; row.classList.add("current"); }
   });
-  // Refusing from the reason field with Enter: the reason is what a refusal needs.
+  // Enter in a row's fields never approves by accident (the form's first button): in the hours field it
+  // trims; in the reason field it does what t or r chose, and nothing otherwise.
   desk.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && event.target.name === "comment" && event.target.dataset.decision) {
-      event.preventDefault();
-      var button = event.target.form.querySelector("button[value=" + event.target.dataset.decision + "]");
-      if (button) button.click();
-    }
+    var field = event.target;
+    if (event.key !== "Enter" || (field.name !== "gpu_hours" && field.name !== "comment")) return;
+    event.preventDefault();
+    var decision = field.name === "gpu_hours" ? "trim" : field.dataset.decision;
+    var button = decision ? field.form.querySelector("button[value=" + decision + "]") : null;
+    if (button) button.click();
   });
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
