@@ -1,35 +1,20 @@
-"""REST API for one's own tokens (/api/v1/tokens/), and the project-wide DRF exception handler that puts
-`retry_after` into 429 bodies."""
-import math
-
-from django.core.exceptions import ValidationError as DjangoValidationError
+"""REST API for one's own tokens (/api/v1/tokens/)."""
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, serializers, status
-from rest_framework.exceptions import PermissionDenied, Throttled
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import mixins, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts import selectors, services
 from accounts.models import ApiToken
 from accounts.serializers import ApiTokenCreateSerializer, ApiTokenSerializer, IssuedTokenSerializer
-
-
-def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus `retry_after` (whole seconds) in the body of a 429, for clients that read JSON only."""
-    response = drf_exception_handler(exc, context)
-    if isinstance(exc, Throttled) and response is not None and exc.wait is not None:
-        response.data["retry_after"] = math.ceil(exc.wait)
-    return response
-
+from core.api import ApiView
 
 _NOT_YOURS = OpenApiResponse(description="No such token among yours (another user's token looks the same).")
 
 
-class TokensAPIView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated]
+class TokensAPIView(ApiView):
     serializer_class = ApiTokenSerializer
 
     def get_queryset(self) -> QuerySet[ApiToken]:
@@ -49,12 +34,7 @@ class TokenListView(mixins.ListModelMixin, TokensAPIView):
         if isinstance(request.auth, ApiToken):
             # A leaked token must not be able to outlive its own revocation by minting successors.
             raise PermissionDenied("Tokens cannot create tokens; sign in (session) or use /accounts/tokens/.")
-        data = ApiTokenCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            issued = services.api_token_create(owner=request.user, **data.validated_data)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError(error.message_dict) from None
+        issued = services.api_token_create(owner=request.user, **self.parse(ApiTokenCreateSerializer, request.data))
         body = {**ApiTokenSerializer(issued.token).data, "token": issued.secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -63,7 +43,6 @@ class TokenDetailView(TokensAPIView):
     def get_object(self) -> ApiToken:
         return selectors.api_token_get_for_user(pk=self.kwargs["pk"], user=self.request.user)
 
-    @extend_schema(responses={200: ApiTokenSerializer, 404: OpenApiResponse(description="Not one of your tokens.")})
     @extend_schema(responses={200: ApiTokenSerializer, 404: _NOT_YOURS})
     def get(self, request: Request, pk: int) -> Response:
         return Response(self.get_serializer(self.get_object()).data)

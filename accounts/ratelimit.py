@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
-from config.redis_guard import short_timeout_client
+from core.redis_guard import short_timeout_client
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

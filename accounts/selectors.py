@@ -2,10 +2,10 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from core.selectors import get_or_404
 
 
 def api_tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
@@ -14,10 +14,7 @@ def api_tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
 
 def api_token_get_for_user(*, pk: int, user: AbstractBaseUser) -> ApiToken:
     """Another user's token is indistinguishable from a missing one (404), so ids leak nothing."""
-    token = api_tokens_of(user).filter(pk=pk).first()
-    if token is None:
-        raise Http404("No such token.")
-    return token
+    return get_or_404(api_tokens_of(user), "No such token.", pk=pk)
 
 
 def session_keys_of(user: AbstractBaseUser) -> list[str]:

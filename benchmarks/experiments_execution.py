@@ -5,7 +5,7 @@
    each, 1 step) are posted to ``/api/v1/studies/`` one after another, each once the previous one finished;
    the latency of a run is its attempt's ``started_at`` (written when the trainer process exists) minus the
    time the request was sent. p50 / p95 / max over all runs.
-2. **Metric ingestion rate** (points/s into the database): ``experiments.monitor.ingest`` — what the worker
+2. **Metric ingestion rate** (points/s into the database): ``experiments.execution.monitor.ingest`` — what the worker
    calls on every new chunk of ``metrics.jsonl`` — on synthetic lines shaped like the trainer's (10 values
    per step), in chunks of ``--chunk`` lines; first as new points, then the same lines again (the upsert
    path a resumed attempt takes).
@@ -65,7 +65,7 @@ def _launch_latencies(work: Path, launches: int) -> list[float]:
 
 def _ingestion_rates(steps: int, chunk: int) -> tuple[float, float, int]:
     from experiments.models import Metric, Run
-    from experiments.monitor import ingest
+    from experiments.execution.monitor import ingest
 
     run = Run.objects.order_by("id").first()
     Metric.objects.filter(run=run).delete()

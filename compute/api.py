@@ -1,22 +1,19 @@
 """REST API of the compute app (/api/v1/): parse, call one service or selector, answer.
 
-Service errors map to HTTP here: django ValidationError → 400 keyed by field, PermissionDenied → 403,
+Service errors map to HTTP in ``core.api``: django ValidationError → 400 keyed by field, PermissionDenied → 403,
 ComputeConflict (cycle not open, parent overdrawn, already decided, cycle closed) → 409 with its facts.
 """
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from django.contrib.auth import get_user_model
 from rest_framework import generics, mixins, serializers, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 
 from compute import selectors, services
 from compute.desk import desk_requests
-from compute.errors import ComputeConflict
 from compute.visibility import visible_compute_areas, visible_requests
 from compute.models import Cycle, Pool
 from compute.serializers import (
@@ -32,6 +29,7 @@ from compute.serializers import (
     UsageQuerySerializer,
     UsageSerializer,
 )
+from core.api import ApiView
 from ideas.models import Idea
 from ideas.selectors import parse_idea_key
 
@@ -54,31 +52,14 @@ def _lookup(rows: type[Model] | QuerySet, field_name: str, **filters) -> Any:
     return row
 
 
-class ComputeAPIView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ComputeConflict):
-            return Response({"detail": str(exc), **exc.details}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            exc = serializers.ValidationError(detail)
-        return super().handle_exception(exc)
-
-    def parse(self, serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-class CycleListView(ComputeAPIView, generics.ListAPIView):
+class CycleListView(ApiView, generics.ListAPIView):
     """Review cycles, newest first, with their phase and schedule."""
 
     serializer_class = CycleSerializer
     queryset = Cycle.objects.order_by("-start")
 
 
-class CycleAllocationsView(ComputeAPIView):
+class CycleAllocationsView(ApiView):
     """The cycle's allocation tree: org budgets, area grants and idea grants, with usage and remaining hours."""
 
     serializer_class = AllocationTreeSerializer
@@ -90,7 +71,7 @@ class CycleAllocationsView(ComputeAPIView):
         return Response(AllocationTreeSerializer({"cycle": cycle.pk, "phase": cycle.phase, "results": rows}).data)
 
 
-class CycleFiguresView(ComputeAPIView):
+class CycleFiguresView(ApiView):
     """Granted, used, remaining and requested GPU-hours of a cycle for the org, each pool, each area or each
     idea (`level`): the figures every compute page and CSV shows, from the same selector."""
 
@@ -104,7 +85,7 @@ class CycleFiguresView(ComputeAPIView):
         return Response(FiguresSerializer({"cycle": cycle.pk, "level": level, "results": rows}).data)
 
 
-class RequestListView(mixins.ListModelMixin, ComputeAPIView):
+class RequestListView(mixins.ListModelMixin, ApiView):
     serializer_class = RequestSerializer
 
     def get_queryset(self) -> QuerySet:
@@ -150,7 +131,7 @@ class RequestListView(mixins.ListModelMixin, ComputeAPIView):
         return Response(RequestSerializer(compute_request).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class RequestReviewView(ComputeAPIView):
+class RequestReviewView(ApiView):
     serializer_class = ReviewInputSerializer
 
     @extend_schema(request=ReviewInputSerializer, responses={200: ReviewOutputSerializer, **_ERRORS, 404: _NOT_FOUND})
@@ -165,7 +146,7 @@ class RequestReviewView(ComputeAPIView):
         return Response(ReviewOutputSerializer(review).data)
 
 
-class UsageView(ComputeAPIView):
+class UsageView(ApiView):
     serializer_class = UsageSerializer
 
     @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageSerializer, **_ERRORS})

@@ -17,11 +17,12 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from compute import evidence
 from compute.evidence import StudyEvidence
 from compute.figures import CycleFigures, Figures, cycle_figures
+from compute.forms import form_error_text
 from compute.models import Cycle, Pool, Request, Stage
 from compute.selectors import cycle_before
 from compute.visibility import compute_q, visible_compute_areas
+from core.types import User
 from ideas.models import Area
-from ideas.visibility import User
 
 PER_PAGE = 50
 STAGE_RANK = Case(
@@ -67,7 +68,7 @@ class DeskFilterForm(forms.Form):
         self.fields["requester"].queryset = get_user_model().objects.filter(pk__in=requesters).order_by("username")
 
     def error_text(self) -> str:
-        return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in self.errors.items())
+        return form_error_text(self)
 
 
 @dataclass
@@ -150,7 +151,7 @@ def desk_requests(cycle: Cycle, *, user: User | None, area: Area | None = None, 
 
 def desk_rows(requests: list[Request], *, previous: CycleFigures | None) -> list[DeskRow]:
     """Each request with the studies its links point at and its area's use of the previous cycle."""
-    studies = evidence.provider().link_evidence(link for request in requests for link in request.evidence_links)
+    studies = evidence.link_evidence(link for request in requests for link in request.evidence_links)
     rows = []
     for request in requests:
         linked = list({studies[link].label: studies[link] for link in request.evidence_links if link in studies}.values())

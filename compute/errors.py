@@ -1,4 +1,5 @@
-"""Typed errors raised by compute services; views and the API answer them with 409 Conflict.
+"""Typed errors raised by compute services; views answer them with 409 Conflict, the API through
+``core.api.exception_handler``.
 
 Permission problems raise django's ``PermissionDenied`` (→ 403); bad fields raise django's
 ``ValidationError`` keyed by field name (→ 400).
@@ -6,13 +7,11 @@ Permission problems raise django's ``PermissionDenied`` (→ 403); bad fields ra
 from decimal import Decimal
 from typing import Any
 
+from core.errors import ApplicationError
 
-class ComputeConflict(Exception):
+
+class ComputeConflict(ApplicationError):
     """The input is well-formed but the current state forbids it; ``details`` are machine-readable facts."""
-
-    def __init__(self, message: str, **details: Any):
-        super().__init__(message)
-        self.details = details
 
 
 class CycleNotOpen(ComputeConflict):

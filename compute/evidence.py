@@ -1,18 +1,23 @@
-"""What compute shows of the work behind a request or a charge, supplied through a hook: compute may not
-import the experiments app, so the app that knows about studies and runs registers a provider here (in its
-``AppConfig.ready``). Without one, requests show their links without verdicts and the ledger shows the
-attempt keys it was charged under.
+"""What compute's pages show of the work behind a request or a charge, from whichever app runs that work.
 
-The provider answers for many links or attempt keys at once, in a fixed number of queries.
+compute imports no such app (experiments charges compute's ledger, so the dependency runs that way): the
+setting ``FLIGHTDECK_COMPUTE_EVIDENCE`` names a module with the three functions of :class:`EvidenceSource`
+(``experiments.evidence`` in this project). Empty, the desk shows links without verdicts, "request more"
+starts blank and the ledger names each charge by the attempt key it was charged under.
+
+The source answers for many links or attempt keys at once, in a fixed number of queries.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from importlib import import_module
+from typing import Protocol, cast
 
+from django.conf import settings
+
+from core.types import User
 from ideas.models import Area
-from ideas.visibility import User
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class StudyEvidence:
     url: str
     finished: bool  # every run ended and some succeeded: the evidence is in
     seeds: int  # seeds per arm, as planned
-    verdict: tuple[str, ...]  # one line per treatment arm; empty until a run has finished
+    verdict: tuple[str, ...]  # one line per treatment arm; a "no verdict yet" line until a run has finished
     caveats: tuple[str, ...]  # e.g. "inside seed noise", "fewer than two seeds"
 
 
@@ -37,35 +42,32 @@ class ChargedWork:
     where: str  # "host gpu-3" or "Slurm job 1234"
 
 
-class EvidenceProvider(Protocol):
+class EvidenceSource(Protocol):
     def link_evidence(self, links: Iterable[str]) -> dict[str, StudyEvidence]:
-        """The study behind each link that points at one of our studies or runs; other links are left out."""
+        """The study behind each link to one of this site's studies or runs; other links are left out."""
 
     def request_prefill(self, area: Area, *, user: User) -> dict[str, str]:
-        """Justification and evidence links for a "request more" form of ``area``."""
+        """Justification and evidence links for a "request more" form of ``area``, as ``user`` may see them."""
 
     def charged_work(self, attempt_keys: Iterable[str]) -> dict[str, ChargedWork]:
         """The run and attempt behind each usage entry's ``attempt_key`` that names one."""
 
 
-class _NoProvider:
-    def link_evidence(self, links: Iterable[str]) -> dict[str, StudyEvidence]:
-        return {}
-
-    def request_prefill(self, area: Area, *, user: User) -> dict[str, str]:
-        return {}
-
-    def charged_work(self, attempt_keys: Iterable[str]) -> dict[str, ChargedWork]:
-        return {}
+def _source() -> EvidenceSource | None:
+    path = settings.FLIGHTDECK_COMPUTE_EVIDENCE
+    return cast(EvidenceSource, import_module(path)) if path else None
 
 
-_provider: EvidenceProvider = _NoProvider()
+def link_evidence(links: Iterable[str]) -> dict[str, StudyEvidence]:
+    source = _source()
+    return source.link_evidence(links) if source else {}
 
 
-def register(provider: EvidenceProvider) -> None:
-    global _provider
-    _provider = provider
+def request_prefill(area: Area, *, user: User) -> dict[str, str]:
+    source = _source()
+    return source.request_prefill(area, user=user) if source else {}
 
 
-def provider() -> EvidenceProvider:
-    return _provider
+def charged_work(attempt_keys: Iterable[str]) -> dict[str, ChargedWork]:
+    source = _source()
+    return source.charged_work(attempt_keys) if source else {}

@@ -1,16 +1,21 @@
 """HTML forms of the compute pages: parse what people type into the plain values services take.
 
 Domain rules (amount limits, phases, the tree invariant) live in services; their errors are put back on
-these forms with ``ideas.forms.apply_service_error``.
+these forms with ``core.forms.apply_service_error``.
 """
 from django import forms
 
 from compute.models import Pool, Review, Stage
 from compute.visibility import visible_compute_areas
+from core.types import User
 from ideas.models import Area, Idea
-from ideas.visibility import User
 
 HOURS = {"max_digits": 12, "decimal_places": 2}
+
+
+def form_error_text(form: forms.Form) -> str:
+    """A form's errors in one line, each with its field: "area: Select a valid choice; sort: …"."""
+    return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
 
 
 class RequestForm(forms.Form):

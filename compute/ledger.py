@@ -49,7 +49,7 @@ def ledger_entries(cycle: Cycle, *, area: Area, idea: Idea | None = None) -> Que
 
 
 def _rows(entries: list[UsageEntry]) -> list[LedgerRow]:
-    work = evidence.provider().charged_work(entry.attempt_key for entry in entries)
+    work = evidence.charged_work(entry.attempt_key for entry in entries)
     return [LedgerRow(entry, work.get(entry.attempt_key)) for entry in entries]
 
 

@@ -1,11 +1,9 @@
 """Who may do what with compute. Services call these and raise ``PermissionDenied``."""
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from core.types import User
 from ideas.models import Area
 from ideas.permissions import is_member, is_pic
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def is_reviewer(user: User) -> bool:

@@ -17,9 +17,9 @@ from compute.figures import cycle_figures, hours
 from compute.models import ZERO, Cycle, Request, UsageEntry
 from compute.selectors import Table
 from compute.visibility import compute_q, visible_compute_areas
+from core.types import User
 from ideas.lifecycle import Status
 from ideas.models import Area, Decision
-from ideas.visibility import User
 
 TABLES = ("granted_used", "refused", "landed")
 

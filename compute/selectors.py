@@ -13,7 +13,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
-from django.http import Http404
 from django.utils import timezone
 
 from compute.cycles import Calendar, Phase
@@ -21,9 +20,10 @@ from compute.forecast import COLUMNS as FORECAST_COLUMNS, forecast_rows
 from compute.figures import CycleFigures, Figures, cycle_figures, hours
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
 from compute.visibility import compute_q, visible_compute_areas
+from core.selectors import get_or_404
+from core.types import User
 from ideas.lifecycle import Status
 from ideas.models import Area, Idea
-from ideas.visibility import User
 
 def _sum(queryset: QuerySet, column: str = "gpu_hours") -> Decimal:
     return queryset.aggregate(total=Sum(column))["total"] or ZERO
@@ -90,10 +90,7 @@ def cycle_current(now: datetime | None = None) -> Cycle | None:
 
 
 def cycle_get(cycle_id: int) -> Cycle:
-    try:
-        return Cycle.objects.get(pk=cycle_id)
-    except Cycle.DoesNotExist:
-        raise Http404(f"no cycle {cycle_id}") from None
+    return get_or_404(Cycle.objects.all(), f"no cycle {cycle_id}", pk=cycle_id)
 
 
 def cycle_before(cycle: Cycle) -> Cycle | None:
@@ -314,10 +311,7 @@ def usage_rollup(*, cycle: Cycle, area: Area | None = None, user: User | None = 
 
 def area_get(slug: str, *, user: User | None = None) -> Area:
     """The area by slug; 404 when unknown or hidden from ``user`` (not revealing that it exists)."""
-    try:
-        return _areas(user).select_related("pic").get(slug=slug)
-    except Area.DoesNotExist:
-        raise Http404(f"no area {slug!r}") from None
+    return get_or_404(_areas(user).select_related("pic"), f"no area {slug!r}", slug=slug)
 
 
 @dataclass

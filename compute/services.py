@@ -46,7 +46,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from compute import permissions, selectors, visibility
+from compute import notifications, permissions, selectors, visibility
 from compute.cycles import Calendar, CycleWindow, Phase, phase_index
 from compute.errors import AlreadyDecided, BelowChildren, CycleClosed, CycleNotOpen, ParentOverdrawn, RequestAlreadyOpen
 from compute.models import (
@@ -64,7 +64,6 @@ from compute.models import (
     UsageEntry,
 )
 from ideas.models import Area, Idea
-from inbox import events as inbox_events
 
 CENT = Decimal("0.01")
 USAGE_PLACES = Decimal("0.0001")
@@ -429,7 +428,7 @@ def request_review(
         request=request, reviewer=reviewer, decision=decision, requested_hours=request.gpu_hours,
         granted_hours=granted, grant_before=before, grant_after=after, comment=comment,
     )
-    inbox_events.publish(inbox_events.REQUEST_REVIEWED, review.pk)
+    notifications.publish_request_reviewed(review.pk)
     return review
 
 

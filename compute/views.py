@@ -20,16 +20,13 @@ from compute.cycles import Phase
 from compute.desk import desk_panel, desk_requests, desk_rows, filtered_requests, review_desk
 from compute.errors import ComputeConflict, RequestAlreadyOpen
 from compute.figures import cycle_figures
-from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
+from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm, form_error_text
 from compute.models import Request
 from compute.visibility import visible_requests
-from ideas.forms import apply_service_error, parse_lines
+from core.forms import apply_service_error, parse_lines
+from core.selectors import get_or_404
 from ideas.models import Idea
 from ideas.selectors import parse_idea_key
-
-
-def form_error_text(form) -> str:
-    return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items())
 
 
 def _cycle_from_query(request: HttpRequest):
@@ -240,7 +237,7 @@ def area_budget(request: HttpRequest, slug: str) -> HttpResponse:
     can_split = permissions.can_split_area(request.user, area)
     open_cycle = selectors.cycle_open_for_requests()
     prefill = {"area": area.slug, "gpu_hours": budget.suggested_request or "", "stage": "scale-up" if budget.used else "pilot",
-               **evidence.provider().request_prefill(area, user=request.user)}
+               **evidence.request_prefill(area, user=request.user)}
     return render(
         request,
         "compute/area_budget.html",
@@ -298,11 +295,9 @@ def _ledger_target(request: HttpRequest, slug: str):
     """The area (404 when hidden), the cycle and the optional ``?idea=<key>`` of that area."""
     area = selectors.area_get(slug, user=request.user)
     idea = None
-    if request.GET.get("idea"):
-        number = parse_idea_key(request.GET["idea"])
-        idea = Idea.objects.filter(area=area, number=number if number is not None else -1).first()
-        if idea is None:
-            raise Http404(f"no idea {request.GET['idea']!r} in {area.name}")
+    if key := request.GET.get("idea"):
+        number = parse_idea_key(key)
+        idea = get_or_404(Idea.objects.filter(area=area), f"no idea {key!r} in {area.name}", number=number if number is not None else -1)
     return area, _cycle_from_query(request), idea
 
 

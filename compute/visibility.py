@@ -5,8 +5,9 @@ from django.db.models import Q, QuerySet
 
 from compute.models import Allocation, Request, UsageEntry
 from compute.permissions import is_reviewer
+from core.types import User
 from ideas.models import Area
-from ideas.visibility import User, area_q, can_view_area, sees_everything, visible_areas
+from ideas.visibility import area_q, can_view_area, sees_everything, visible_areas
 
 
 def sees_all_compute(user: User) -> bool:

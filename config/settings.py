@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_filters",
+    "core",
     "accounts",
     "ideas",
     "experiments",
@@ -78,17 +79,19 @@ TEMPLATES = [
 ]
 
 # SQLite by default, in WAL mode so the web process, worker and beat can share it.
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flightdeck.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
-    )
+_DATABASE = dj_database_url.parse(
+    env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flightdeck.sqlite3'}"),
+    conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+)
+_SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+    "transaction_mode": "IMMEDIATE",
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
-        "transaction_mode": "IMMEDIATE",
-    }
+DATABASES = {
+    "default": {**_DATABASE, "OPTIONS": _SQLITE_OPTIONS}
+    if _DATABASE["ENGINE"] == "django.db.backends.sqlite3"
+    else _DATABASE
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -111,7 +114,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "config.vendor_static.PlotlyFinder",
+    "core.vendor_static.PlotlyFinder",
 ]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STORAGES = {
@@ -125,16 +128,20 @@ STORAGES = {
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# RedisCache hands OPTIONS to its connection pool: a cache call on a page's path (chart caching) waits at most a
+# second for a Redis that is down or hung, then raises (callers draw uncached).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "flightdeck",
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
     }
 }
 
-# Celery: late acks + prefetch 1 so a crashed worker's message is redelivered, and the visibility timeout
-# is explicit because long training runs are tracked by leases in the database, not by the message.
+# Celery: late acks + prefetch 1 so a crashed worker's short task (mail, charging) is redelivered. Runs are the
+# exception: `execute_attempt` acks early by design, and a run whose worker died is found by its expired lease
+# in the database (the reconciler re-queues it); the visibility timeout is explicit for the same reason.
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -145,7 +152,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -153,7 +159,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiRateThrottle"],
-    "EXCEPTION_HANDLER": "accounts.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -165,7 +171,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # One name per shared choice set, so the schema has no duplicate enums.
-    "ENUM_NAME_OVERRIDES": {"IdeaStatusEnum": "ideas.lifecycle.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "IdeaStatusEnum": "ideas.lifecycle.Status",
+        "RunStatusEnum": "experiments.models.RunStatus",  # runs and attempts
+        "ApiTokenStateEnum": "accounts.models.TokenState",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default, kept
+        "accounts.schema.add_throttled_responses",  # every operation may answer 429
+        "core.schema_hooks.add_framework_responses",  # 401, 404 for a bad page, 415 wherever they apply
+    ],
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -182,15 +197,20 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 FLIGHTDECK_SITE_URL = env_str("FLIGHTDECK_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # `seed_demo` calls each app's seeder in this order (later apps build on earlier ones' data).
-FLIGHTDECK_DEMO_SEEDERS = ["ideas.demo.seed"]
-FLIGHTDECK_DEMO_SEEDERS.append("experiments.demo.seed")
-# Templates rendered as extra panels on the idea detail page (experiments and compute add theirs);
-# each gets the page context, including `idea`.
-FLIGHTDECK_IDEA_PANELS: list[str] = []
+FLIGHTDECK_DEMO_SEEDERS = [
+    "ideas.demo.seed",
+    "experiments.demo.seed",
+    "compute.demo.seed",  # last: it charges usage to ideas and areas seeded before
+]
+# Templates rendered as extra panels on the idea detail page; each gets the page context, including `idea`.
+FLIGHTDECK_IDEA_PANELS = [
+    "experiments/idea_panel.html",  # "Run ablation" and the idea's studies
+    "compute/idea_panel.html",
+]
 
 FLIGHTDECK_RUNS_DIR = Path(env_str("FLIGHTDECK_RUNS_DIR", str(VAR_DIR / "runs")))
 
-# experiments: where runs execute and how their leases are kept (see experiments/supervisor.py).
+# experiments: where runs execute and how their leases are kept (see experiments/execution/supervisor.py).
 FLIGHTDECK_HOST = env_str("FLIGHTDECK_HOST", socket.gethostname())
 FLIGHTDECK_GPUS = env_list("FLIGHTDECK_GPUS", [])  # GPU indices on this host, one slot each
 FLIGHTDECK_SLOTS = env_int("FLIGHTDECK_SLOTS", 2)  # CPU slots when FLIGHTDECK_GPUS is empty
@@ -207,28 +227,19 @@ FLIGHTDECK_SLURM = {
     "timeout_min": env_int("FLIGHTDECK_SLURM_TIMEOUT_MIN", 24 * 60),
     "gpus_per_node": env_int("FLIGHTDECK_SLURM_GPUS_PER_NODE", 1),
 }
-CELERY_BEAT_SCHEDULE["experiments-reconcile"] = {
-    "task": "experiments.tasks.reconcile",
-    "schedule": FLIGHTDECK_RECONCILE_SECONDS,
-}
-FLIGHTDECK_IDEA_PANELS.append("experiments/idea_panel.html")  # "Run ablation" and the idea's studies
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["RunStatusEnum"] = "experiments.models.RunStatus"  # runs and attempts
 
 # compute: review cycles and GPU-hour budgets (see compute/cycles.py for the phase schedule).
 FLIGHTDECK_COMPUTE_CYCLE_ANCHOR = env_str("FLIGHTDECK_COMPUTE_CYCLE_ANCHOR", "2024-01-01")  # a Monday; cycles start every 14 days from it
 FLIGHTDECK_COMPUTE_REVIEW_DAYS = env_int("FLIGHTDECK_COMPUTE_REVIEW_DAYS", 3)  # requests freeze this many days before a cycle starts
 FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILISATION", "0.85")  # share of capacity budgeted, checked by compute.E003
 FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
-FLIGHTDECK_IDEA_PANELS.append("compute/idea_panel.html")
+# The module that tells the review queue what a request's evidence links show (compute/evidence.py).
+FLIGHTDECK_COMPUTE_EVIDENCE = "experiments.evidence"
 # experiments ↔ compute (experiments/budget.py): the pool runs are charged to (CPU slots count as one GPU each;
 # with no pools defined, launches are not budgeted), and how often a running attempt is charged.
 FLIGHTDECK_DEFAULT_POOL = env_str("FLIGHTDECK_DEFAULT_POOL", "h100")
 FLIGHTDECK_CHARGE_SECONDS = env_int("FLIGHTDECK_CHARGE_SECONDS", 300)
-FLIGHTDECK_DEMO_SEEDERS.append("compute.demo.seed")  # last: it charges usage to ideas and areas seeded before
-CELERY_BEAT_SCHEDULE["compute-cycle-schedule"] = {
-    "task": "compute.tasks.advance_cycles",
-    "schedule": env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300),
-}
+FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS = env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300)  # cycle phase changes
 
 # operations: /healthz, /readyz, /metrics (operations/health.py, operations/metrics.py). Workers and beat write
 # heartbeats; one is stale after FLIGHTDECK_HEARTBEAT_STALE_FACTOR periods without a new one.
@@ -236,11 +247,6 @@ FLIGHTDECK_WORKER_HEARTBEAT_SECONDS = env_int("FLIGHTDECK_WORKER_HEARTBEAT_SECON
 FLIGHTDECK_BEAT_HEARTBEAT_SECONDS = env_int("FLIGHTDECK_BEAT_HEARTBEAT_SECONDS", 30)
 FLIGHTDECK_HEARTBEAT_STALE_FACTOR = env_int("FLIGHTDECK_HEARTBEAT_STALE_FACTOR", 3)
 FLIGHTDECK_METRICS_TOKEN = env_str("FLIGHTDECK_METRICS_TOKEN", "")  # empty: /metrics for staff sessions only
-CELERY_BEAT_SCHEDULE["operations-beat-heartbeat"] = {
-    "task": "operations.tasks.beat_heartbeat",
-    "schedule": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS,
-    "options": {"expires": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS},  # no pile-up while no worker takes them
-}
 
 # accounts: rate limits, "N/<window>" with the window in s, m or h (accounts/ratelimit.py; counted in Redis, so
 # they hold across web processes). Sign-in counts failed attempts only.
@@ -252,12 +258,23 @@ FLIGHTDECK_RATELIMITS = {
 }
 # Reverse proxies in front that append to X-Forwarded-For (1 behind nginx); 0 = trust no X-Forwarded-For.
 FLIGHTDECK_TRUSTED_PROXIES = env_int("FLIGHTDECK_TRUSTED_PROXIES", 0)
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
-    "drf_spectacular.hooks.postprocess_schema_enums",  # the default, kept
-    "accounts.schema.add_throttled_responses",  # every operation may answer 429
-    "config.schema_hooks.add_framework_responses",  # 401, 404 for a bad page, 415 wherever they apply
-]
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ApiTokenStateEnum"] = "accounts.models.TokenState"
+
+# Celery beat: periodic tasks of every app (each task re-reads the database, so a missed beat only delays).
+CELERY_BEAT_SCHEDULE = {
+    "experiments-reconcile": {
+        "task": "experiments.tasks.reconcile",
+        "schedule": FLIGHTDECK_RECONCILE_SECONDS,
+    },
+    "compute-cycle-schedule": {
+        "task": "compute.tasks.advance_cycles",
+        "schedule": FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS,
+    },
+    "operations-beat-heartbeat": {
+        "task": "operations.tasks.beat_heartbeat",
+        "schedule": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS,
+        "options": {"expires": FLIGHTDECK_BEAT_HEARTBEAT_SECONDS},  # no pile-up while no worker takes them
+    },
+}
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,28 +1,19 @@
 """REST API for studies and runs (/api/v1/studies/, /api/v1/runs/): parse, call one service or selector,
-answer. Error mapping (here and nowhere else): ValidationError → 400 keyed by field, PermissionDenied →
+answer. Error mapping (``core.api``, for every app): ValidationError → 400 keyed by field, PermissionDenied →
 403, unknown id → 404, ConflictError → 409 listing the conflicts, RunStateConflict → 409, BudgetRefused →
 409 with requested, remaining, grant and can_grant_more.
 Anyone signed in may read, except restricted areas' studies and runs (404, ``experiments.visibility``);
 launching, cancelling and resuming are checked by the services."""
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments import queries, selectors, services
-from experiments.budget import BudgetRefused
-from experiments.composition import ConflictError
-from experiments.downsample import lttb_indices
-from experiments.errors import RunStateConflict
-from experiments.models import Metric, Run, Study
+from core.api import ApiView
+from experiments import selectors, services
+from experiments.models import Run
 from experiments.results import study_results
 from experiments.serializers import (
     ConflictResponseSerializer,
@@ -42,40 +33,14 @@ _ERRORS = {
 _STATE_CONFLICT = {409: OpenApiResponse(StateConflictSerializer, description="The run's state does not allow it.")}
 
 
-class ExperimentsAPIView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ConflictError):
-            body = {"detail": str(exc), "conflicts": [conflict.to_dict() for conflict in exc.conflicts]}
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, BudgetRefused):
-            return Response({"detail": str(exc), **exc.details}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, RunStateConflict):
-            return Response({"detail": str(exc), "status": exc.status}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            exc = serializers.ValidationError(detail)
-        return super().handle_exception(exc)
-
-    def parse(self, serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
+class ExperimentsAPIView(ApiView):
     def study_response(self, study_id: int, code: int = status.HTTP_200_OK) -> Response:
-        try:
-            study = selectors.study_detail(study_id, user=self.request.user)
-        except Study.DoesNotExist:
-            raise Http404(f"no study {study_id}") from None
+        study = selectors.study_detail(study_id, user=self.request.user)
         serializer = StudyDetailSerializer(study, context={"results": study_results(study)})
         return Response(serializer.data, status=code)
 
     def run(self) -> Run:
-        try:
-            return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
-        except Run.DoesNotExist:
-            raise Http404(f"no run {self.kwargs['run_id']}") from None
+        return selectors.run_detail(self.kwargs["run_id"], user=self.request.user)
 
 
 class StudyCreateView(ExperimentsAPIView):
@@ -115,17 +80,8 @@ class RunMetricsView(ExperimentsAPIView):
     def get(self, request: Request, run_id: int) -> Response:
         run = self.run()  # the object check comes first: a hidden run is a 404 whatever the query says
         query = self.parse(MetricQuerySerializer, request.query_params)
-        name = query["name"]
-        recorded = sorted(set(Metric.objects.filter(run=run).values_list("name", flat=True)))
-        if recorded and name not in recorded:
-            raise DjangoValidationError({"name": f"run {run.pk} has no metric {name!r}; it has {', '.join(recorded)}"})
-        steps, values = queries.metric_arrays([run.pk], name).get(run.pk, (np.array([]), np.array([])))
-        count = len(steps)
-        if "max_points" in query and count > query["max_points"]:
-            keep = lttb_indices(steps.astype(np.float64), values, query["max_points"])
-            steps, values = steps[keep], values[keep]
-        points = [[int(step), float(value)] for step, value in zip(steps, values)]
-        return Response({"run": run.pk, "name": name, "count": count, "points": points})
+        series = selectors.run_metric_series(run, query["name"], max_points=query.get("max_points"))
+        return Response({"run": run.pk, "name": series.name, "count": series.count, "points": series.points})
 
 
 class RunCancelView(ExperimentsAPIView):

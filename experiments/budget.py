@@ -35,9 +35,8 @@ from compute import services as compute_services
 from compute.errors import ComputeConflict
 from compute.models import Pool, UsageEntry
 from compute.services import LaunchDecision
-from experiments.backends import backend_for
 from experiments.models import LIVE_STATES, Attempt, Run, Study
-from experiments.planning import StudyPlan, measured_tokens_per_s
+from experiments.planning import StudyPlan
 from ideas.models import Area, Idea
 
 log = logging.getLogger(__name__)
@@ -100,13 +99,8 @@ def attempt_charge_key(attempt_id: int) -> str:
 
 
 def study_estimate_gpu_hours(plan: StudyPlan) -> Decimal:
-    """Every run's tokens at the recipe's measured throughput, times the devices each run holds."""
-    throughput = measured_tokens_per_s(plan.baseline)
-    if not throughput or not plan.runs:
-        return UNFORECAST_ESTIMATE
-    return compute_services.launch_estimate_from_throughput(
-        gpus=backend_for(plan.backend).devices(), tokens=len(plan.runs) * plan.tokens_per_run, tokens_per_second=throughput
-    )
+    """What a launch reserves: the plan's estimate (``plan_study`` owns it), or a token amount without one."""
+    return plan.estimated_gpu_hours if plan.estimated_gpu_hours is not None else UNFORECAST_ESTIMATE
 
 
 def study_authorize(

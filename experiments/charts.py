@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from redis import RedisError
 
-from experiments import curves, queries
+from experiments import curves, selectors
 from experiments.analysis import ArmResult
 from experiments.curves import Band
 from experiments.models import LIVE_STATES, RunStatus, Study
@@ -166,7 +166,7 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
     run_ids = {run.pk for arm in arm_rows for run in arm.runs.all()}
     charts = []
     for metric in CURVES:
-        series = queries.metric_arrays(run_ids, metric.name)
+        series = selectors.metric_arrays(run_ids, metric.name)
         bands = {}
         for arm in arm_rows:
             band = curves.band([series[run.pk] for run in arm.runs.all() if run.pk in series],
@@ -179,7 +179,7 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
     charts.insert(2, Chart("final_val_loss", "Final validation loss and difference to baseline", final))
     for name, title, axis, how in (("tokens_per_s", "Throughput", "tokens / s", "mean"),
                                    ("peak_mem_mb", "Peak memory", "MB", "max")):
-        per_run = queries.per_run_aggregate(run_ids, name, how)
+        per_run = selectors.per_run_aggregate(run_ids, name, how)
         values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
         charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
     return charts

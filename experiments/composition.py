@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import ApplicationError
+
 ABLATION = "ablation"
 INTEGRATION = "integration"
 
@@ -41,12 +43,13 @@ class Conflict:
         return f"{self.key}: {sides}"
 
 
-class ConflictError(Exception):
-    """Raised when a composition meets conflicts that no resolution settles (the API answers 409)."""
+class ConflictError(ApplicationError):
+    """Raised when a composition meets conflicts that no resolution settles (the API answers 409 listing them)."""
 
     def __init__(self, conflicts: Sequence[Conflict]):
         self.conflicts = list(conflicts)
-        super().__init__("conflicting patches: " + "; ".join(str(conflict) for conflict in self.conflicts))
+        super().__init__("conflicting patches: " + "; ".join(str(conflict) for conflict in self.conflicts),
+                         conflicts=[conflict.to_dict() for conflict in self.conflicts])
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from experiments import attempts, launcher, monitor, services
+from experiments import services
+from experiments.execution import attempts, launcher, monitor
 from experiments.models import LIVE_STATES, Attempt, Run, RunStatus, Study
 from experiments.planning import plan_study
 from ideas.models import Idea
+from modelzoo.run_files import METRICS_FILE
 
 DEMO_HOST = "demo-seed"
 DEMO_SEEDS = [0, 1]
@@ -90,15 +92,15 @@ def _train(configs: dict[str, tuple[str, dict]], out: TextIO) -> None:
                 output, _ = process.communicate()
                 if process.returncode != 0:
                     raise RuntimeError(f"demo training of config {digest[:12]} failed:\n{output[-2000:]}")
-                shutil.copyfile(run_dir / "metrics.jsonl", cache_dir() / f"{digest}.jsonl")
+                shutil.copyfile(run_dir / METRICS_FILE, cache_dir() / f"{digest}.jsonl")
 
 
 def _replay(run: Run, revision: tuple[str, bool]) -> None:
     """Finish a queued run from its cached metrics through the attempt state machine."""
     source = cache_dir() / f"{run.config_hash}.jsonl"
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, run.run_dir / "metrics.jsonl")
-    records = monitor.MetricsTail(run.run_dir / "metrics.jsonl").read_new()
+    shutil.copyfile(source, run.run_dir / METRICS_FILE)
+    records = monitor.MetricsTail(run.run_dir / METRICS_FILE).read_new()
     attempt = run.attempts.get()
     attempts.attempt_claim(attempt.pk, host=DEMO_HOST, slot_ids=None)
     attempts.attempt_started(attempt.pk, pid=None, pgid=None, code_revision=revision[0], code_dirty=revision[1])

@@ -1,7 +1,9 @@
-"""What the compute pages show of experiments, registered as compute's evidence provider (``compute.evidence``,
-see ``ExperimentsConfig.ready``): the studies and runs linked as a request's evidence with their verdicts,
-seeds and caveats; an area's recent studies with the GPU-hours they used (to prefill "request more"); and
-the run and attempt behind each usage charge (the ledger)."""
+"""What the compute pages show of experiments: the studies and runs linked as a request's evidence with
+their verdicts, seeds and caveats; an area's recent studies with the GPU-hours they used (to prefill "request
+more"); and the run and attempt behind each usage charge (the ledger).
+
+compute reads this module through its ``FLIGHTDECK_COMPUTE_EVIDENCE`` setting (``compute.evidence``, which
+defines the shapes answered here), so it never imports experiments."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,14 +14,13 @@ from django.db.models import Sum
 from django.urls import Resolver404, resolve
 
 from compute.evidence import ChargedWork, StudyEvidence
-from experiments import queries
+from core.types import User
+from experiments import selectors
 from experiments.budget import attempt_charge_key
 from experiments.models import Attempt, Backend, Run, RunStatus, Study, StudyIdea
 from experiments.results import results_for
-from experiments.selectors import study_status
 from experiments.visibility import visible_studies
 from ideas.models import Area
-from ideas.visibility import User
 
 RECENT_STUDIES = 5
 NO_VERDICT = "no verdict yet: no run has finished"
@@ -51,14 +52,14 @@ def link_evidence(links: Iterable[str]) -> dict[str, StudyEvidence]:
     wanted = {pk for pk in study_of.values() if pk is not None}
     if not wanted:
         return {}
-    studies = {study.pk: study for study in queries.studies_with_arms().filter(pk__in=wanted)}
+    studies = {study.pk: study for study in selectors.studies_with_arms().filter(pk__in=wanted)}
     results = results_for(studies.values())
     evidence = {}
     for pk, study in studies.items():
         result = results[pk]
         evidence[pk] = StudyEvidence(
             label=study.label, url=study.get_absolute_url(),
-            finished=study_status(study.runs.all()) == RunStatus.SUCCEEDED and result.has_values,
+            finished=selectors.study_status(study.runs.all()) == RunStatus.SUCCEEDED and result.has_values,
             seeds=len(study.seeds), verdict=tuple(result.verdict or [NO_VERDICT]), caveats=tuple(result.warnings),
         )
     return {link: evidence[pk] for link, pk in study_of.items() if pk in evidence}
@@ -106,10 +107,3 @@ def request_prefill(area: Area, *, user: User) -> dict[str, str]:
         "evidence_links": "\n".join(usage.study.get_absolute_url() for usage in recent),
     }
 
-
-class ComputeEvidence:
-    """The provider ``compute.evidence`` calls (registered in ``ExperimentsConfig.ready``)."""
-
-    link_evidence = staticmethod(link_evidence)
-    request_prefill = staticmethod(request_prefill)
-    charged_work = staticmethod(charged_work)

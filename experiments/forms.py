@@ -1,6 +1,6 @@
 """HTML forms for launching studies: they parse what people type into the plain values
 ``services.study_launch`` takes. Ranges, unknown keys and conflicts are the planner's to judge; its
-field-keyed errors are put back on these forms with ``ideas.forms.apply_service_error``."""
+field-keyed errors are put back on these forms with ``core.forms.apply_service_error``."""
 from __future__ import annotations
 
 import json

@@ -6,7 +6,7 @@
 A *run* is one fully resolved config (baseline recipe ⊕ arm patch ⊕ seed ⊕ budget), stored and hashed;
 runs with the same hash inside one study are shared by every arm that needs them. An *attempt* is one
 execution of a run on some worker; the database allows at most one live attempt per run.
-Writes go through ``experiments.services`` (user actions) and ``experiments.attempts`` (the worker side).
+Writes go through ``experiments.services`` (user actions) and ``experiments.execution.attempts`` (the worker side).
 """
 from __future__ import annotations
 

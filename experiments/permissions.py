@@ -1,12 +1,9 @@
 """Who may launch, cancel and resume experiments. Anyone may view them."""
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
+from core.types import User
 from ideas.models import Area, AreaMembership, Idea
 from ideas.permissions import is_member
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def can_launch_study(user: User, ideas: Iterable[Idea]) -> bool:

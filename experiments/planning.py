@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Avg
 
+from compute.services import launch_estimate_from_throughput
 from experiments import composition
 from experiments.composition import ArmSpec, Conflict, IdeaPatch
+from experiments.execution.backends import backend_for
 from experiments.models import Backend, Baseline, Run, RunStatus, Study
 from ideas.models import Idea
 from ideas.patches import validate_recipe_patch
@@ -55,7 +58,8 @@ class StudyPlan:
     arms: list[ArmSpec] = field(default_factory=list)
     runs: list[PlannedRun] = field(default_factory=list)
     tokens_per_run: int = 0
-    estimated_gpu_hours: float | None = None
+    # The one GPU-hour estimate: the preview shows it and the budget reserves it. None: no measured throughput.
+    estimated_gpu_hours: Decimal | None = None
 
     @property
     def composed_patch(self) -> dict[str, Any]:
@@ -185,10 +189,18 @@ def plan_study(
     plan.runs = _planned_runs(resolved_baseline, plan.arms, plan.seeds, max_steps)
     recipe = plan.runs[0].config
     plan.tokens_per_run = max_steps * recipe["train"]["batch_size"] * recipe["train"]["seq_len"]
-    throughput = measured_tokens_per_s(resolved_baseline)
-    if throughput:
-        plan.estimated_gpu_hours = len(plan.runs) * plan.tokens_per_run / throughput / 3600
+    plan.estimated_gpu_hours = _estimate_gpu_hours(plan)
     return plan
+
+
+def _estimate_gpu_hours(plan: StudyPlan) -> Decimal | None:
+    """Every run's tokens at the recipe's measured throughput, times the devices each run holds on its backend."""
+    throughput = measured_tokens_per_s(plan.baseline)
+    if not throughput or not plan.runs:
+        return None
+    return launch_estimate_from_throughput(
+        gpus=backend_for(plan.backend).devices(), tokens=len(plan.runs) * plan.tokens_per_run, tokens_per_second=throughput
+    )
 
 
 def _planned_runs(baseline: Baseline, arms: list[ArmSpec], seeds: list[int], max_steps: int) -> list[PlannedRun]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from experiments import analysis, queries, selectors
+from experiments import analysis, selectors
 from experiments.analysis import ArmResult, Marginal
 from experiments.models import RunStatus, Study
 
@@ -43,14 +43,14 @@ def _warnings(study: Study, arms: list[ArmResult]) -> list[str]:
 
 
 def results_for(studies: Iterable[Study]) -> dict[int, StudyResults]:
-    """Results of studies whose arms and runs are prefetched (``queries.studies_with_arms`` or
+    """Results of studies whose arms and runs are prefetched (``selectors.studies_with_arms`` or
     ``selectors.study_detail``), with one query for all their final values."""
     studies = list(studies)
     finished = [
         run.pk for study in studies for arm in study.arms.all() for run in arm.runs.all()
         if run.status == RunStatus.SUCCEEDED
     ]
-    finals = queries.final_values(finished, FINAL_METRIC) if finished else {}
+    finals = selectors.final_values(finished, FINAL_METRIC) if finished else {}
     results = {}
     for study in studies:
         arms = analysis.arm_results([
@@ -78,7 +78,7 @@ class StudyRow:
 
 
 def study_rows(studies: Iterable[Study]) -> list[StudyRow]:
-    """Studies from ``queries.studies_with_arms`` with their status and verdict (one extra query)."""
+    """Studies from ``selectors.studies_with_arms`` with their status and verdict (one extra query)."""
     studies = list(studies)
     results = results_for(studies)
     return [StudyRow(study, selectors.study_status(study.runs.all()), results[study.pk]) for study in studies]

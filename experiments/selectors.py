@@ -1,16 +1,26 @@
-"""Reads for pages and the API: studies with arms, runs and latest attempts; run metrics as series."""
+"""Reads for pages and the API: studies with arms, runs and latest attempts; whole metric series as numpy
+arrays (the study page loads hundreds of thousands of points), per-run aggregates, an idea's studies.
+
+Not found: a selector that fetches one object answers 404 (``core.selectors.get_or_404``, the convention of
+every app's selectors) — also when ``user`` may not see it, so a hidden object and a missing one are
+indistinguishable.
+"""
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db.models import Avg, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from core.selectors import get_or_404
+from core.types import User
+from experiments.downsample import lttb_indices
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
-from ideas.visibility import User
 
-Series = list[tuple[int, float]]
+Series = tuple[np.ndarray, np.ndarray]
 
 
 def baselines_latest() -> list[Baseline]:
@@ -44,9 +54,9 @@ def study_list(*, idea_key: str | None = None) -> QuerySet[Study]:
 
 def study_detail(study_id: int, *, user: User | None = None) -> Study:
     """One study with baseline, ideas in order, arms in order and each arm's runs with their attempts
-    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). Raises Study.DoesNotExist, also
-    when ``user`` may not see it (None: no visibility check, for services and jobs)."""
-    return (
+    (``arm.runs.all()`` and ``run.attempts.all()`` cost no further queries). 404 when unknown, also when
+    ``user`` may not see it (None: no visibility check, for services and jobs)."""
+    return get_or_404(
         Study.objects.filter(study_q(user) if user is not None else Q()).select_related("baseline", "created_by")
         .prefetch_related(
             Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
@@ -56,8 +66,8 @@ def study_detail(study_id: int, *, user: User | None = None) -> Study:
             Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
                 Prefetch("runs", queryset=_runs_with_attempts())
             )),
-        )
-        .get(pk=study_id)
+        ),
+        f"no study {study_id}", pk=study_id,
     )
 
 
@@ -71,15 +81,15 @@ POLLED_RUN_FIELDS = ("id", "public_id", "study_id", "seed", "status", "step", "m
 def study_for_polls(study_id: int, *, user: User) -> Study:
     """What the study page's polled fragments read, and no more: the study, its runs and its arms in order with
     their runs (``POLLED_RUN_FIELDS`` only; no baseline, ideas or attempts) — four queries instead of
-    ``study_detail``'s seven. Raises Study.DoesNotExist, also when ``user`` may not see it."""
+    ``study_detail``'s seven. 404 when unknown, also when ``user`` may not see it."""
     runs = Run.objects.order_by("id").only(*POLLED_RUN_FIELDS)
-    return (
+    return get_or_404(
         Study.objects.filter(study_q(user))
         # Study runs (status) before arm runs (results), for the reason given in study_detail.
         .prefetch_related(Prefetch("runs", queryset=runs),
                           Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
-                              Prefetch("runs", queryset=runs))))
-        .get(pk=study_id)
+                              Prefetch("runs", queryset=runs)))),
+        f"no study {study_id}", pk=study_id,
     )
 
 
@@ -98,19 +108,22 @@ def study_status(runs: Iterable[Run]) -> str:
 
 
 def run_detail(run_id: int | None = None, *, public_id: str | None = None, user: User | None = None) -> Run:
-    """One run with its study, baseline, arms and attempts (oldest first). Raises Run.DoesNotExist, also when
-    ``user`` may not see it (None: no visibility check, for services and jobs)."""
+    """One run with its study, baseline, arms and attempts (oldest first). 404 when unknown, also when ``user``
+    may not see it (None: no visibility check, for services and jobs)."""
     runs = _runs_with_attempts().select_related("study__baseline").prefetch_related("arms")
     if user is not None:
         runs = runs.filter(run_q(user))
-    return runs.get(pk=run_id) if public_id is None else runs.get(public_id=public_id)
+    if public_id is None:
+        return get_or_404(runs, f"no run {run_id}", pk=run_id)
+    return get_or_404(runs, f"no run {public_id}", public_id=public_id)
 
 
 def run_for_polls(run_id: int, *, user: User) -> Run:
     """A run with what its polled live panel reads: ``POLLED_RUN_FIELDS`` and its attempts (no study, arms or
-    config). Raises Run.DoesNotExist, also when ``user`` may not see it."""
+    config). 404 when unknown, also when ``user`` may not see it."""
     runs = Run.objects.filter(run_q(user)).only(*POLLED_RUN_FIELDS)
-    return runs.prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("number"))).get(pk=run_id)
+    runs = runs.prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("number")))
+    return get_or_404(runs, f"no run {run_id}", pk=run_id)
 
 
 def latest_attempt(run: Run) -> Attempt | None:
@@ -119,25 +132,80 @@ def latest_attempt(run: Run) -> Attempt | None:
     return max(attempts, key=lambda attempt: attempt.number) if attempts else None
 
 
-def metric_names(run_ids: Iterable[int]) -> list[str]:
-    return sorted(set(Metric.objects.filter(run_id__in=list(run_ids)).values_list("name", flat=True)))
+def metric_arrays(run_ids: Iterable[int], name: str) -> dict[int, Series]:
+    """``{run_id: (steps, values)}`` of metric ``name``, steps ascending; one query, no model objects."""
+    rows = (
+        Metric.objects.filter(run_id__in=list(run_ids), name=name)
+        .order_by("run_id", "step")
+        .values_list("run_id", "step", "value")
+    )
+    table = np.array(list(rows), dtype=np.float64).reshape(-1, 3)
+    if not len(table):
+        return {}
+    run_column = table[:, 0].astype(np.int64)
+    starts = np.flatnonzero(np.diff(run_column, prepend=run_column[0] - 1))
+    return {
+        int(run_column[start]): (table[start:stop, 1].astype(np.int64), table[start:stop, 2])
+        for start, stop in zip(starts, [*starts[1:], len(table)])
+    }
 
 
-def run_metrics(run_ids: Iterable[int], names: Iterable[str] | None = None) -> dict[int, dict[str, Series]]:
-    """``{run_id: {metric name: [(step, value), ...] by step}}`` in one query."""
-    rows = Metric.objects.filter(run_id__in=list(run_ids))
-    if names is not None:
-        rows = rows.filter(name__in=list(names))
-    series: dict[int, dict[str, Series]] = defaultdict(lambda: defaultdict(list))
-    for run_id, name, step, value in rows.order_by("run_id", "name", "step").values_list("run_id", "name", "step", "value"):
-        series[run_id][name].append((step, value))
-    return {run_id: dict(by_name) for run_id, by_name in series.items()}
+def final_values(run_ids: Iterable[int], name: str) -> dict[int, float]:
+    """``{run_id: value of metric name at the run's last logged step}``, one query (a correlated subquery
+    on the (run, name, step) index instead of loading every point)."""
+    last_step = Metric.objects.filter(run=OuterRef("run"), name=name).order_by("-step").values("step")[:1]
+    rows = Metric.objects.filter(run_id__in=list(run_ids), name=name, step=Subquery(last_step))
+    return dict(rows.values_list("run_id", "value"))
 
 
-def final_metric(run_ids: Iterable[int], name: str) -> dict[int, float]:
-    """Each run's value of ``name`` at its last logged step (e.g. final ``val_loss``)."""
-    finals: dict[int, float] = {}
-    rows = Metric.objects.filter(run_id__in=list(run_ids), name=name).order_by("run_id", "step")
-    for run_id, value in rows.values_list("run_id", "value"):
-        finals[run_id] = value  # ordered by step, so the last write wins
-    return finals
+def per_run_aggregate(run_ids: Iterable[int], name: str, how: str) -> dict[int, float]:
+    """``{run_id: mean or max of metric name over its steps}`` (``how`` is "mean" or "max"), one query."""
+    function = {"mean": Avg, "max": Max}[how]
+    rows = (
+        Metric.objects.filter(run_id__in=list(run_ids), name=name)
+        .values("run_id")
+        .annotate(result=function("value"))
+        .values_list("run_id", "result")
+        .order_by()
+    )
+    return {run_id: result for run_id, result in rows}
+
+
+def studies_with_arms(*, kind: str = "", idea_id: int | None = None, user: User | None = None) -> QuerySet[Study]:
+    """Studies, newest first, with baseline, ideas in order, arms with their runs and all runs loaded (what
+    the study list and the idea panel need for status and verdict columns); optionally one kind or idea, and
+    only those ``user`` may see (None: no visibility check, for reviewers' evidence and jobs)."""
+    studies = Study.objects.filter(study_q(user) if user is not None else Q()).select_related("baseline", "created_by").prefetch_related(
+        Prefetch("study_ideas", queryset=StudyIdea.objects.select_related("idea").order_by("position")),
+        # Status (study runs) before results (arm runs), as in selectors.study_detail.
+        Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "status", "study_id")),
+        Prefetch("arms", queryset=Arm.objects.order_by("position").prefetch_related(
+            Prefetch("runs", queryset=Run.objects.order_by("id").only("id", "seed", "status", "study_id"))
+        )),
+    )
+    if kind:
+        studies = studies.filter(kind=kind)
+    if idea_id is not None:
+        studies = studies.filter(study_ideas__idea_id=idea_id)
+    return studies.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    name: str
+    count: int  # points recorded
+    points: list[list[float]]  # [step, value] pairs, downsampled to at most the asked number
+
+
+def run_metric_series(run: Run, name: str, *, max_points: int | None = None) -> MetricSeries:
+    """Metric ``name`` of ``run`` by step, downsampled with LTTB to ``max_points`` when it has more. Raises
+    ``ValidationError`` keyed ``name`` when the run has metrics but none called so (no metrics yet: empty)."""
+    recorded = sorted(set(Metric.objects.filter(run=run).values_list("name", flat=True)))
+    if recorded and name not in recorded:
+        raise ValidationError({"name": f"run {run.pk} has no metric {name!r}; it has {', '.join(recorded)}"})
+    steps, values = metric_arrays([run.pk], name).get(run.pk, (np.array([], dtype=np.int64), np.array([])))
+    count = len(steps)
+    if max_points is not None and count > max_points:
+        keep = lttb_indices(steps.astype(np.float64), values, max_points)
+        steps, values = steps[keep], values[keep]
+    return MetricSeries(name, count, [[int(step), float(value)] for step, value in zip(steps, values)])

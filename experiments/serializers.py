@@ -11,7 +11,7 @@ from experiments.analysis import ArmResult, Difference, SeedStats
 from experiments.models import Attempt, Run, Study
 from experiments.results import StudyResults
 from experiments.selectors import study_status
-from ideas.serializers import StrictSerializer
+from core.serializers import StrictSerializer
 
 
 class StudyCreateSerializer(StrictSerializer):

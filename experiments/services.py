@@ -8,15 +8,14 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from experiments import attempts, budget
+from experiments import budget
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
-from experiments.models import Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
+from experiments.execution import attempts
+from experiments.models import LIVE_STATES, Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
 from experiments.permissions import can_launch_study, can_manage_study
 from experiments.planning import StudyPlan, plan_study
-from inbox import events as inbox_events
 from modelzoo.config import ConfigError, apply_overrides, load_recipe
 
 
@@ -145,23 +144,18 @@ def _run_for_update(run: Run | int) -> Run:
 def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
     """Cancel a run: a queued attempt is cancelled at once; a starting/running one is asked to stop
     (its worker sends SIGTERM to the trainer's process group, SIGKILL after the grace period).
-    Raises RunStateConflict if the run is not live."""
+    Raises RunStateConflict if the run is not live, or if its trainer has already succeeded (it stays succeeded)."""
     run = _run_for_update(run)
     if not can_manage_study(user, run.study):
         raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may cancel it")
-    attempt = run.attempts.select_for_update().filter(state__in=(RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)).first()
-    if attempt is None:
+    outcome = attempts.attempt_cancel(run=run, by=str(user))
+    if outcome is attempts.CancelOutcome.NOT_LIVE:
         raise RunStateConflict(run.public_id, run.status, "cancel")
-    now = timezone.now()
-    if attempt.state == RunStatus.QUEUED:
-        Attempt.objects.filter(pk=attempt.pk).update(
-            state=RunStatus.CANCELLED, cancel_requested_at=now, finished_at=now, reason=f"cancelled by {user}"
+    if outcome is attempts.CancelOutcome.TRAINER_SUCCEEDED:
+        raise RunStateConflict(
+            run.public_id, RunStatus.SUCCEEDED, "cancel",
+            detail="its trainer had already finished training; the run stays succeeded and keeps its result",
         )
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=now)
-        budget.study_release_if_done(run.study_id)
-        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)
-    else:
-        Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {user}")
     run.refresh_from_db()
     return run
 
@@ -173,14 +167,14 @@ def run_resume(*, run: Run | int, user: AbstractBaseUser) -> Attempt:
     run = _run_for_update(run)
     if not can_manage_study(user, run.study):
         raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may resume it")
-    if run.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.SUCCEEDED):
+    if run.status in (*LIVE_STATES, RunStatus.SUCCEEDED):
         raise RunStateConflict(run.public_id, run.status, "resume")
     return attempts.attempt_create(run=run)
 
 
 def study_cancel(*, study: Study, user: AbstractBaseUser) -> int:
     """Cancel every live run of a study; returns how many were live."""
-    live = study.runs.filter(status__in=(RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING))
+    live = study.runs.filter(status__in=LIVE_STATES)
     count = 0
     for run_id in live.values_list("pk", flat=True):
         try:

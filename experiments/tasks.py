@@ -4,12 +4,12 @@ is never redelivered and started twice; a lost message is re-sent by the reconci
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 
-from experiments import orphans, reconciler, supervisor
+from experiments.execution import orphans, reconciler, supervisor
 
 
 @shared_task(acks_late=False, ignore_result=True)
 def execute_attempt(attempt_id: int) -> None:
-    """Claim and run one attempt on this worker. Sent by ``experiments.dispatch`` to queue ``gpu`` (local
+    """Claim and run one attempt on this worker. Sent by ``experiments.execution.dispatch`` to queue ``gpu`` (local
     runs) or ``slurm`` (Slurm jobs, watched from here)."""
     supervisor.execute_attempt(attempt_id)
 

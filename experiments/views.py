@@ -15,17 +15,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from experiments import charts, configdiff, queries, runfiles, selectors, services
+from core.forms import apply_service_error
+from experiments import charts, configdiff, selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
+from experiments.execution import runfiles
 from experiments.forms import AblationForm, IntegrationForm
 from experiments.models import LIVE_STATES, Run, RunStatus, Study
 from experiments.permissions import can_manage_study
 from experiments.planning import plan_study
 from experiments.results import study_results, study_rows
 from ideas import selectors as idea_selectors
-from ideas.forms import apply_service_error
 from ideas.lifecycle import OPEN_STATES, Status
 from ideas.models import Idea
 from ideas.visibility import visible_ideas
@@ -33,24 +34,14 @@ from ideas.visibility import visible_ideas
 STUDIES_PER_PAGE = 25
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _study(request: HttpRequest, study_id: int, selector: Callable[..., Study] = selectors.study_detail) -> Study:
     """The study as the user may see it: 404 also when hidden (restricted area), never revealing it exists.
     ``selector``: how much of it to load (the polled fragments need less than the page)."""
-    try:
-        return selector(study_id, user=request.user)
-    except Study.DoesNotExist:
-        raise Http404(f"no study {study_id}") from None
+    return selector(study_id, user=request.user)
 
 
 def _run(request: HttpRequest, run_id: int, selector: Callable[..., Run] = selectors.run_detail) -> Run:
-    try:
-        return selector(run_id, user=request.user)
-    except Run.DoesNotExist:
-        raise Http404(f"no run {run_id}") from None
+    return selector(run_id, user=request.user)
 
 
 # ------------------------------------------------------------------------------------------- study list
@@ -60,7 +51,7 @@ def _run(request: HttpRequest, run_id: int, selector: Callable[..., Run] = selec
 def study_list(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     kind = kind if kind in Study.Kind.values else ""
-    page = Paginator(queries.studies_with_arms(kind=kind, user=request.user), STUDIES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.studies_with_arms(kind=kind, user=request.user), STUDIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page": page, "rows": study_rows(list(page.object_list)), "kind": kind, "kinds": Study.Kind.choices}
     return render(request, "experiments/study_list.html", context)
 
@@ -95,7 +86,7 @@ def _grid(study: Study) -> list[tuple[object, list[Run | None]]]:
 def _progress_context(study: Study) -> dict:
     runs = list(study.runs.all())
     status = selectors.study_status(runs)
-    return {"study": study, "status": status, "live": status in (RunStatus.QUEUED, RunStatus.RUNNING),
+    return {"study": study, "status": status, "live": status in LIVE_STATES,
             "grid": _grid(study), "progress": _progress(runs)}
 
 
@@ -136,7 +127,7 @@ def study_progress(request: HttpRequest, study_id: int) -> HttpResponse:
 def study_results_fragment(request: HttpRequest, study_id: int) -> HttpResponse:
     """Verdict, marginals and charts; polled while live, and re-requested when the smoothing changes."""
     study = _study(request, study_id, selectors.study_for_polls)
-    live = selectors.study_status(study.runs.all()) in (RunStatus.QUEUED, RunStatus.RUNNING)
+    live = selectors.study_status(study.runs.all()) in LIVE_STATES
     return render(request, "experiments/_study_results.html", _results_context(request, study, live))
 
 
@@ -352,6 +343,6 @@ def baseline_detail(request: HttpRequest, name: str) -> HttpResponse:
         (version, configdiff.config_diff({"model": version.overrides}, {"model": older.overrides}) if older else [])
         for version, older in zip(versions, [*versions[1:], None])
     ]
-    studies = queries.studies_with_arms(user=request.user).filter(baseline__name=name)[:STUDIES_PER_PAGE]
+    studies = selectors.studies_with_arms(user=request.user).filter(baseline__name=name)[:STUDIES_PER_PAGE]
     context = {"name": name, "latest": versions[0], "changes": changes, "rows": study_rows(list(studies))}
     return render(request, "experiments/baseline_detail.html", context)

@@ -6,8 +6,9 @@ subquery, so lists stay at a constant query count.
 """
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from core.types import User
 from experiments.models import Arm, Run, Study, StudyIdea
-from ideas.visibility import User, hidden_areas, sees_everything
+from ideas.visibility import hidden_areas, sees_everything
 
 
 def study_q(user: User, path: str = "") -> Q:

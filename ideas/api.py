@@ -1,20 +1,16 @@
 """REST API (/api/v1/): parse with a serializer, call one service or selector, answer.
 
-Service errors map to HTTP here and nowhere else: ValidationError → 400 (keyed by field),
-PermissionDenied → 403, unknown key/slug → 404, IllegalTransition → 409 with the allowed targets.
+Service errors map to HTTP in ``core.api``: ValidationError → 400 (keyed by field), PermissionDenied → 403,
+unknown key/slug → 404, IllegalTransition → 409 with the allowed targets.
 """
-from typing import Any
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, serializers, status
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import ApiView
 from ideas import selectors, services
-from ideas.errors import IllegalTransition
 from ideas.models import Area, Idea
 from ideas.serializers import (
     AreaCreateSerializer,
@@ -38,24 +34,7 @@ _ERRORS = {
 }
 
 
-class IdeasAPIView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, IllegalTransition):
-            body = {"detail": str(exc), "from_status": exc.from_status, "to_status": exc.to_status,
-                    "allowed": exc.allowed}
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            exc = serializers.ValidationError(detail)
-        return super().handle_exception(exc)
-
-    def parse(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data, context=self.get_serializer_context(), **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
+class IdeasAPIView(ApiView):
     def idea(self) -> Idea:
         return selectors.idea_get_for_user(key=self.kwargs["key"], user=self.request.user)
 

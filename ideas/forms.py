@@ -49,21 +49,6 @@ def patch_to_text(patch: dict[str, Any]) -> str:
     return "\n".join(f"{key} = {json.dumps(value)}" for key, value in patch.items())
 
 
-def parse_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def apply_service_error(form: forms.Form, error: ValidationError, renames: dict[str, str] | None = None) -> None:
-    """Attach a service's field-keyed ValidationError to ``form``; unknown fields become form-wide errors."""
-    renames = renames or {}
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, messages in error.message_dict.items():
-        field = renames.get(name, name)
-        form.add_error(field if field in form.fields else None, messages)
-
-
 class IdeaForm(forms.Form):
     title = forms.CharField(max_length=200)
     area = forms.ModelChoiceField(queryset=Area.objects.select_related("pic").order_by("name"), empty_label="Choose an area…")

@@ -155,7 +155,7 @@ class Comment(models.Model):
 
 class Activity(models.Model):
     """Something that happened to an idea; the feed on the home page and the unit of notification
-    (``inbox.sources.idea_activity``)."""
+    (``ideas.notifications``)."""
 
     class Kind(models.TextChoices):
         SUBMITTED = "submitted", "submitted"

@@ -1,10 +1,7 @@
 """Who may do what. Every rule in one place; services call these and raise PermissionDenied."""
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
+from core.types import User
 from ideas.lifecycle import Status
 from ideas.models import Area, Idea
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def is_member(user: User) -> bool:

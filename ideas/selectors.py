@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 
+from core.selectors import get_or_404
 from ideas import permissions, visibility
 from ideas.lifecycle import BOARD_COLUMNS, OPEN_STATES, Status
 from ideas.models import Activity, Area, AreaMembership, Comment, Idea, Tag, Transition
@@ -44,13 +45,10 @@ def idea_get_for_user(*, key: str, user: AbstractBaseUser) -> Idea:
     or in a restricted area ``user`` may not see (its existence is not revealed)."""
     _require_member(user)
     number = parse_idea_key(key)
-    idea = None
-    if number is not None:
-        ideas = visibility.visible_ideas(user).select_related("area", "area__pic", "submitter")
-        idea = ideas.filter(number=number).first()
-    if idea is None:
+    if number is None:
         raise Http404(f"no idea with key {key!r}")
-    return idea
+    ideas = visibility.visible_ideas(user).select_related("area", "area__pic", "submitter")
+    return get_or_404(ideas, f"no idea with key {key!r}", number=number)
 
 
 def area_by_slug(slug: str, *, user: AbstractBaseUser) -> Area | None:
@@ -79,10 +77,7 @@ def tag_names(*, user: AbstractBaseUser) -> list[str]:
 
 def area_get_for_user(*, slug: str, user: AbstractBaseUser) -> Area:
     _require_member(user)
-    area = visibility.visible_areas(user).select_related("pic").filter(slug=slug).first()
-    if area is None:
-        raise Http404(f"no area {slug!r}")
-    return area
+    return get_or_404(visibility.visible_areas(user).select_related("pic"), f"no area {slug!r}", slug=slug)
 
 
 def idea_search(queryset: QuerySet[Idea], text: str) -> QuerySet[Idea]:

@@ -1,25 +1,12 @@
 """REST representations. Input serializers only parse; services decide what is valid for the domain."""
-from typing import Any
-
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.serializers import StrictSerializer
 from ideas import visibility
 from ideas.lifecycle import Status, allowed_targets
 from ideas.models import MAX_MARKDOWN_CHARS, Area, Comment, Decision, Idea, Transition
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is a 400 naming it instead of silently ignored data."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                allowed = ", ".join(self.fields)
-                raise serializers.ValidationError({name: [f"unknown field; allowed: {allowed}"] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class AreaSerializer(serializers.ModelSerializer):

@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.forms import apply_service_error, parse_lines
+from core.http import is_htmx
 from ideas import permissions, selectors, services, visibility
 from ideas.errors import IllegalTransition
 from ideas.forms import (
@@ -16,8 +18,6 @@ from ideas.forms import (
     IdeaFilterForm,
     IdeaForm,
     TransitionForm,
-    apply_service_error,
-    parse_lines,
     patch_to_text,
 )
 from ideas.lifecycle import DECISION_REQUIRED, allowed_targets
@@ -25,10 +25,6 @@ from ideas.models import Area, Idea
 from inbox import selectors as inbox_selectors
 
 IDEAS_PER_PAGE = 25
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 @login_required
@@ -53,7 +49,7 @@ def idea_list(request: HttpRequest) -> HttpResponse:
     filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
     page = selectors.idea_list_page(user=request.user, filters=filters, number=request.GET.get("page"),
                                     per_page=IDEAS_PER_PAGE)
-    template = "ideas/_idea_results.html" if _is_htmx(request) else "ideas/idea_list.html"
+    template = "ideas/_idea_results.html" if is_htmx(request) else "ideas/idea_list.html"
     return render(request, template, {"form": form, "page": page})
 
 
@@ -177,10 +173,10 @@ def idea_comment(request: HttpRequest, key: str) -> HttpResponse:
         except ValidationError as error:
             apply_service_error(form, error)
         else:
-            if not _is_htmx(request):
+            if not is_htmx(request):
                 return redirect(f"{idea.get_absolute_url()}#comments")
             form, status = CommentForm(), 200
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return _detail(request, idea, comment_form=form, status=status)
     context = {"idea": idea, "comments": selectors.idea_comments(idea), "comment_form": form}
     return render(request, "ideas/_comments.html", context, status=status)
@@ -192,7 +188,7 @@ def idea_watch(request: HttpRequest, key: str) -> HttpResponse:
     idea = selectors.idea_get_for_user(key=key, user=request.user)
     watching = request.POST.get("watching") == "1"
     services.idea_set_watching(idea=idea, user=request.user, watching=watching)
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "ideas/_watch_button.html", {"idea": idea, "watching": watching})
     return redirect(idea)
 
@@ -246,7 +242,7 @@ def area_hand_over(request: HttpRequest, slug: str) -> HttpResponse:
 def _board(request: HttpRequest, area: Area, *, error: str = "", status: int = 200) -> HttpResponse:
     can_move = permissions.can_move_in_area(request.user, area)
     context = {"area": area, "columns": selectors.area_board(area), "can_move": can_move, "board_error": error}
-    template = "ideas/_board.html" if _is_htmx(request) else "ideas/area_board.html"
+    template = "ideas/_board.html" if is_htmx(request) else "ideas/area_board.html"
     return render(request, template, context, status=status)
 
 
@@ -268,7 +264,7 @@ def area_board_move(request: HttpRequest, slug: str) -> HttpResponse:
         return _board(request, area, error="; ".join(form.errors.get("to_status", [])), status=400)
     status, message = _transition_from(request, idea, form)
     error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
-    if status == 200 and not _is_htmx(request):
+    if status == 200 and not is_htmx(request):
         messages.success(request, message)
         return redirect(area)
     return _board(request, area, error=error, status=status)

@@ -9,12 +9,10 @@ compute adds the reviewers (``compute.visibility``). Everyone else, anonymous vi
 Querysets are narrowed with one SQL subquery (``hidden_areas``), never a query per row, so list pages keep
 their pinned query counts.
 """
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from core.types import User
 from ideas.models import Area, AreaMembership, Idea
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def sees_everything(user: User) -> bool:

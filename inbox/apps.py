@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class InboxConfig(AppConfig):
@@ -6,3 +7,8 @@ class InboxConfig(AppConfig):
 
     name = "inbox"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Every app's `notifications` module registers its event sources when imported (`inbox.events.source`),
+        # the way admin.py modules register with the admin site; the inbox names no app.
+        autodiscover_modules("notifications")

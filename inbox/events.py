@@ -1,21 +1,19 @@
-"""What the other apps call: ``publish(source, ref)`` once the transaction that recorded something commits.
+"""The inbox's contract with the other apps: a registry of event sources, and ``publish``.
 
-A published event is only a name and a row id ("look at review 7 now"); the worker re-reads the rows, decides
-who hears about it (``inbox.sources``) and delivers. This module imports no models, so any app's services
-may import it.
+Each app builds its own notifications next to where the event happens: its ``notifications`` module (found
+and imported by ``InboxConfig.ready``) registers a *source* with ``@source(name)``, a builder that turns a row
+id into an :class:`Event` (or None when there is nothing to say), and its services call
+``publish(name, ref)`` in the transaction that recorded something.
+A published event is only a name and a row id ("look at review 7 now"); after commit the worker re-reads the
+rows through the builder and delivers (``inbox.services``). The inbox imports no other app.
 """
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
 from django.db import transaction
-
-# Sources: what ``ref`` is the id of.
-IDEA_ACTIVITY = "idea_activity"  # ideas.Activity
-STUDY_RUN_ENDED = "study_run_ended"  # experiments.Study whose run just ended; delivered once all its runs have
-REQUEST_REVIEWED = "request_reviewed"  # compute.Review
 
 _muted: ContextVar[bool] = ContextVar("inbox_muted", default=False)
 
@@ -32,6 +30,32 @@ class Event:
     link: str
 
 
+Builder = Callable[[int], Event | None]
+_builders: dict[str, Builder] = {}
+
+
+def source(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: make ``name`` publishable; the builder re-reads the rows of ``ref`` and says who hears what."""
+    def register(builder: Builder) -> Builder:
+        if _builders.setdefault(name, builder) is not builder:
+            raise ValueError(f"inbox source {name!r} is already registered to {_builders[name].__qualname__}")
+        return builder
+
+    return register
+
+
+def build(source: str, ref: int) -> Event | None:
+    """The event ``source``/``ref`` as the database tells it now; None when there is nothing to say."""
+    return _builder(source)(ref)
+
+
+def _builder(source: str) -> Builder:
+    try:
+        return _builders[source]
+    except KeyError:
+        raise LookupError(f"unknown inbox source {source!r}; registered: {', '.join(sorted(_builders))}") from None
+
+
 @contextmanager
 def muted() -> Iterator[None]:
     """Record things without notifying anyone (bulk imports, demo data)."""
@@ -45,11 +69,13 @@ def muted() -> Iterator[None]:
 def publish(source: str, ref: int) -> None:
     """Queue delivery of ``source`` event ``ref`` after commit.
 
+    An unknown ``source`` raises here, in the service that publishes, rather than later in a worker.
     ``robust=True``: the row is already committed and is the source of truth, so a broker outage must not
     turn a successful action into an error page (the notification is lost then; the row is not).
     """
+    _builder(source)
     if _muted.get():
         return
-    from inbox.tasks import deliver_event
+    from inbox.tasks import deliver_event  # tasks → services → this module: imported when first needed
 
     transaction.on_commit(partial(deliver_event.delay, source, ref), robust=True)

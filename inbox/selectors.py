@@ -2,8 +2,8 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Page, Paginator
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
-from django.http import Http404
 
+from core.selectors import get_or_404
 from inbox.models import EmailPreference, Message
 
 
@@ -30,10 +30,7 @@ def latest_messages(user: AbstractBaseUser, limit: int = 10) -> list[Message]:
 
 def message_get_for_user(*, user: AbstractBaseUser, message_id: int) -> Message:
     """``user``'s message ``message_id``; 404 for unknown ids and other people's messages alike."""
-    message = _for(user).filter(pk=message_id).first()
-    if message is None:
-        raise Http404(f"no message {message_id} in your inbox")
-    return message
+    return get_or_404(_for(user), f"no message {message_id} in your inbox", pk=message_id)
 
 
 def email_enabled(user: AbstractBaseUser) -> bool:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import selectors, sources
+from inbox import events, selectors
 from inbox.events import Event
 from inbox.models import EmailPreference, Message
 
@@ -31,7 +31,7 @@ class Delivery:
 
 def event_deliver(*, source: str, ref: int) -> Delivery:
     """Build the event ``source``/``ref`` from the database and deliver it; nothing to say → nothing done."""
-    event = sources.BUILDERS[source](ref)
+    event = events.build(source, ref)
     return deliver(event) if event is not None else Delivery(created=0, emailed=0)
 
 

@@ -6,12 +6,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.http import is_htmx
 from inbox import selectors, services
 from inbox.forms import EmailPreferenceForm
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 @login_required
@@ -25,7 +22,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def message_open(request: HttpRequest, message_id: int) -> HttpResponse:
     """Follow a message's link; opening it marks it read, as in any mail client."""
     message = services.message_mark_read(user=request.user, message_id=message_id)
-    # inbox.sources writes site-relative links; the check keeps this from ever being an open redirect.
+    # the apps' notification builders write site-relative links; the check keeps this from ever being an open redirect.
     if not url_has_allowed_host_and_scheme(message.link, allowed_hosts={request.get_host()}):
         return redirect("inbox:index")
     return redirect(message.link)
@@ -35,7 +32,7 @@ def message_open(request: HttpRequest, message_id: int) -> HttpResponse:
 @login_required
 def message_read(request: HttpRequest, message_id: int) -> HttpResponse:
     message = services.message_mark_read(user=request.user, message_id=message_id)
-    if _is_htmx(request):
+    if is_htmx(request):
         context = {"message": message, "unread_count": selectors.unread_count(request.user)}
         return render(request, "inbox/_message_read.html", context)
     return redirect("inbox:index")
@@ -45,7 +42,7 @@ def message_read(request: HttpRequest, message_id: int) -> HttpResponse:
 @login_required
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     count = services.messages_mark_all_read(user=request.user)
-    if _is_htmx(request):
+    if is_htmx(request):
         page = selectors.inbox_page(request.user, number=request.GET.get("page"))
         return render(request, "inbox/_messages.html", {"page": page, "unread_count": 0, "oob_badge": True})
     messages.success(request, f"Marked {count} message{'s' if count != 1 else ''} read.")

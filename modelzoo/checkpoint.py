@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from modelzoo.atomic_io import fsync_dir, sync_file, write_synced
+from modelzoo.run_files import CHECKPOINT_DIR
 
 MARKER = "COMPLETE"
 STATE_FILE = "state.json"
@@ -31,7 +31,6 @@ STATE_FILE = "state.json"
 # (after the tensors, before the marker and rename), so a test can kill -9 it at a known point.
 PAUSE_ENV = "FLIGHTDECK_TEST_CHECKPOINT_PAUSE"
 _PAUSE_SECONDS = 60
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 _TEMP_PREFIX = ".tmp-"
 # What the kernel says when there is no room for a file; each gets a plain-words prefix for status.json.
 DISK_FULL_ERRORS = {
@@ -62,7 +61,7 @@ def complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
         return []
     found = []
     for entry in root.iterdir():
-        match = _STEP_DIR.match(entry.name)
+        match = CHECKPOINT_DIR.match(entry.name)
         if match and (entry / MARKER).is_file():
             found.append((int(match.group(1)), entry))
     return sorted(found)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,15 @@ from typing import Any
 from modelzoo.atomic_io import replace_atomically, sync_file
 
 STATUSES = ("running", "succeeded", "failed", "preempted")
+
+# The run directory's names: the trainer writes them, the platform's workers and pages read them.
+CONFIG_FILE, STATUS_FILE, METRICS_FILE, LOG_FILE, CHECKPOINTS_DIR = (
+    "config.json", "status.json", "metrics.jsonl", "train.log", "checkpoints",
+)
+# A complete checkpoint is a directory ``checkpoints/step-<N>`` (written under a temporary name, then renamed).
+CHECKPOINT_DIR = re.compile(r"^step-(\d+)$")
+# The trainer's exit codes: training failed (status.json says why), or its input was refused (one stderr line).
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class RunDirError(OSError):
@@ -23,11 +33,11 @@ class RunDirError(OSError):
 class RunFiles:
     def __init__(self, out: Path) -> None:
         self.out = out
-        self.config = out / "config.json"
-        self.status = out / "status.json"
-        self.metrics = out / "metrics.jsonl"
-        self.log = out / "train.log"
-        self.checkpoints = out / "checkpoints"
+        self.config = out / CONFIG_FILE
+        self.status = out / STATUS_FILE
+        self.metrics = out / METRICS_FILE
+        self.log = out / LOG_FILE
+        self.checkpoints = out / CHECKPOINTS_DIR
 
     def ensure_writable(self) -> None:
         """Create the directory and prove a file can be written there, or raise :class:`RunDirError`."""

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from modelzoo.config import ConfigError, Recipe, apply_overrides, load_recipe
-from modelzoo.run_files import RunDirError, RunFiles
+from modelzoo.run_files import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, RunDirError, RunFiles
 from modelzoo.tracking import WANDB_MODES, TrackingOptions
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 log = logging.getLogger("modelzoo.train")
 # Until train.log is open, log records go nowhere (not to Python's last-resort stderr handler): stderr
 # carries exactly one line per failure.

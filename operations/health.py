@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from config.redis_guard import short_timeout_client
+from core.redis_guard import short_timeout_client
 from operations.models import Heartbeat, HeartbeatKind
 
 # A check must never hold a request for long: Redis gets one second to connect and one to answer.
@@ -51,7 +51,7 @@ def beat_stale_after() -> timedelta:
 
 
 def redis_client() -> redis.Redis:
-    """The health checks' and scrapes' client: short timeouts and one retry (``config.redis_guard``)."""
+    """The health checks' and scrapes' client: short timeouts and one retry (``core.redis_guard``)."""
     return short_timeout_client(REDIS_TIMEOUT_SECONDS, retries=1)
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from config.redis_guard import PauseAfterFailure, short_timeout_client
+from core.redis_guard import PauseAfterFailure, short_timeout_client
 from experiments.models import LIVE_STATES, Attempt, SlotLease
 from ideas.lifecycle import Status as IdeaStatus
 from ideas.models import Idea
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 HTTP_KEY = "flightdeck:metrics:http"
 # Upper bounds (seconds) of the latency histogram buckets; +Inf is the request count.
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# The queues the workers consume (experiments.dispatch routes runs to gpu and slurm, everything else: default).
+# The queues the workers consume (experiments.execution.dispatch routes runs to gpu and slurm, everything else: default).
 QUEUES: tuple[str, ...] = ("default", "gpu", "slurm")
 # Kombu's Redis transport keeps messages of priority p > 0 in a list named queue + "\x06\x16" + p.
 KOMBU_PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)

@@ -8,8 +8,9 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from experiments import queries, queue_status, selectors
+from experiments import selectors
 from experiments.analysis import Difference
+from experiments.execution import queue_status
 from experiments.forms import AblationForm
 from experiments.models import RunStatus
 from experiments.permissions import can_launch_study
@@ -67,7 +68,7 @@ def idea_experiments(context: template.Context, idea: Idea) -> IdeaPanel:
     """The idea's newest studies with status and verdict, and the ablation form if the user may launch."""
     user = context["request"].user
     # A study of this idea and an idea of a restricted area is shown only to those who may see that area.
-    studies = queries.studies_with_arms(idea_id=idea.pk, user=user)[:IDEA_PANEL_STUDIES]
+    studies = selectors.studies_with_arms(idea_id=idea.pk, user=user)[:IDEA_PANEL_STUDIES]
     baselines = selectors.baselines_latest()
     form = AblationForm(baselines=baselines) if baselines and can_launch_study(user, [idea]) else None
     return IdeaPanel(rows=study_rows(studies), form=form)

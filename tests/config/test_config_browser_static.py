@@ -5,7 +5,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
-from config.vendor_static import PLOTLY_JS
+from core.vendor_static import PLOTLY_JS
 from tests.support.browser import OfflineGuard
 
 

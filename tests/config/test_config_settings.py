@@ -1,10 +1,13 @@
 """Settings come from the environment, strictly: bad values fail loudly and name the variable."""
 import runpy
+import socket
 from pathlib import Path
 
 import pytest
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
+from redis import RedisError
 
 from config import celery_app
 from config.env import env_bool, env_int, env_list
@@ -82,3 +85,20 @@ def test_the_celery_app_gets_the_reliability_settings():
     # Must outlast the longest task, or Redis hands a running message to a second worker.
     assert conf.broker_transport_options["visibility_timeout"] >= 3600
     assert conf.task_default_queue == "default"
+
+
+@pytest.mark.timeout(60)
+def test_the_cache_gives_up_on_a_redis_that_never_answers(settings):
+    """Chart caching sits on page paths: a hung Redis must cost a timeout and an error the caller handles, not a
+    page that never loads. The socket accepts connections (the kernel's backlog) but never says a word."""
+    cache_settings = {key: value for key, value in settings.CACHES["default"].items() if key not in ("BACKEND", "LOCATION")}
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        host, port = silent.getsockname()
+        cache = RedisCache(f"redis://{host}:{port}/0", cache_settings)
+        with pytest.raises(RedisError):
+            cache.get("experiments:study-charts:any")
+    # redis-py's own defaults give up too, but only after several seconds: the settings' bounds are what apply.
+    connection = cache._cache.get_client().connection_pool.connection_kwargs
+    assert connection["socket_connect_timeout"] <= 1 and connection["socket_timeout"] <= 1

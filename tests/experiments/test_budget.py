@@ -11,9 +11,12 @@ from rest_framework.test import APIClient
 from compute import services as compute_services
 from compute.cycles import Calendar, Phase
 from compute.models import Allocation, LaunchHold, Pool, UsageEntry
-from experiments import attempts, budget, services
+from experiments import budget, services
+from experiments.execution import attempts
 from experiments.models import Attempt, Run, RunStatus
+from experiments.planning import plan_study
 from ideas import services as idea_services
+from tests.support import people
 
 STEPS = 100
 TOKENS_PER_RUN = STEPS * 2 * 32  # tiny-fast: batch 2 × sequence 32 per step
@@ -186,3 +189,18 @@ def test_an_unknown_default_pool_is_a_clear_error(settings, area_grant, pic, ide
 
     assert response.status_code == 400
     assert "FLIGHTDECK_DEFAULT_POOL" in response.json()["pool"][0] and "a100" in response.json()["pool"][0]
+
+
+def test_the_preview_shows_what_a_launch_reserves_with_every_device_of_a_slurm_job(area_grant, reviewer, idea, settings):
+    settings.FLIGHTDECK_SLURM = {**settings.FLIGHTDECK_SLURM, "gpus_per_node": 2}
+    services.baseline_save(name="tiny-slurm", recipe="tiny-ci", overrides=people.FAST_OVERRIDES, backend="slurm")
+    form = {"kind": "ablation", "baseline": "tiny-slurm", "ideas": [idea.key], "seeds": [0], "max_steps": STEPS}
+
+    plan = plan_study(**form)
+    # Over the 5 GPU-h grant (the preview said so), so a reviewer launches it anyway; the hold still records it.
+    study = services.study_launch(user=reviewer, override=True, override_reason="scale-up decision", **form)
+
+    # 2 runs × 2 devices each at the measured 1 token/s: 7.11 GPU-h (one device would be 3.56).
+    expected = (Decimal(2 * 2 * TOKENS_PER_RUN) / Decimal(3600)).quantize(Decimal("0.01"))
+    hold = LaunchHold.objects.get(launch_key=budget.study_launch_key(study.pk))
+    assert plan.estimated_gpu_hours == hold.estimated_hours == expected

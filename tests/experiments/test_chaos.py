@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from experiments import launcher, orphans, services
+from experiments import services
+from experiments.execution import launcher, orphans
 from experiments.models import Attempt, Metric, Run, RunStatus
 from tests.experiments.helpers import runs_when_done, wait_until
 

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from experiments import orphans, selectors, services
+from experiments import selectors, services
+from experiments.execution import orphans
 from experiments.models import Metric, Run, RunStatus, SlotLease
 from tests.experiments.helpers import runs_when_done, wait_until
 

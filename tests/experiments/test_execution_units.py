@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments import attempts, monitor, reconciler, runfiles, services
-from experiments.attempts import ClaimOutcome
-from experiments.backends.local import LocalBackend
-from experiments.launcher import trainer_launch
+from experiments import services
+from experiments.execution import attempts, monitor, reconciler, runfiles
+from experiments.execution.attempts import ClaimOutcome
+from experiments.execution.backends.local import LocalBackend
+from experiments.execution.launcher import trainer_launch
 from experiments.models import Attempt, Metric, Run, RunStatus, SlotLease
 from tests.experiments.helpers import wait_until
 

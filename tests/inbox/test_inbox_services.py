@@ -8,15 +8,17 @@ from django.utils import timezone
 from compute import services as compute_services
 from compute.cycles import Calendar, Phase
 from compute.models import Pool
-from experiments import attempts
+from compute.notifications import REQUEST_REVIEWED
+from experiments.execution import attempts
 from experiments import services as experiment_services
 from experiments.models import Run, RunStatus
+from experiments.notifications import STUDY_RUN_ENDED
 from ideas import notifications
 from ideas import services as idea_services
 from ideas.lifecycle import Status
 from ideas.models import Activity
+from ideas.notifications import IDEA_ACTIVITY
 from inbox import events, selectors, services
-from inbox.events import IDEA_ACTIVITY, REQUEST_REVIEWED, STUDY_RUN_ENDED
 from inbox.models import Message
 from inbox.tasks import deliver_event
 from tests.inbox.flaky_mail import sent_mail
@@ -167,6 +169,14 @@ def test_muted_records_without_publishing(idea, pic, django_capture_on_commit_ca
         idea_services.idea_transition(idea=idea, to_status=Status.TRIAGED, by=pic)
     assert not [callback for callback in callbacks if getattr(callback, "func", None) == deliver_event.delay]
     assert events.muted is notifications.muted  # one switch for every app's notifications
+
+
+def test_every_app_registers_its_own_sources_and_a_typo_fails_where_it_is_published():
+    with pytest.raises(LookupError, match="unknown inbox source 'idea_activty'; registered: idea_activity, "
+                                          "request_reviewed, study_run_ended"):
+        events.publish("idea_activty", 1)
+    with pytest.raises(ValueError, match="'idea_activity' is already registered to idea_activity_event"):
+        events.source(IDEA_ACTIVITY)(lambda ref: None)
 
 
 def test_email_opt_out_keeps_the_message_but_sends_no_email(submitter, message_for):

@@ -14,9 +14,9 @@ from django.utils import timezone
 from compute import services as compute_services
 from compute.cycles import Calendar
 from compute.models import Cycle, Pool, UsageEntry
-from experiments import monitor
+from experiments.execution import monitor
 from experiments import services as experiment_services
-from experiments.attempts import attempt_claim, attempt_finish, attempt_started
+from experiments.execution.attempts import attempt_claim, attempt_finish, attempt_started
 from experiments.models import Attempt, Metric, Study
 from ideas import services as idea_services
 from ideas.models import Idea, IdeaKeyCounter

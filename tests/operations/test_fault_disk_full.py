@@ -19,7 +19,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from experiments import launcher, services
+from experiments import services
+from experiments.execution import launcher
 from experiments.models import Run, RunStatus
 from modelzoo.checkpoint import MARKER, latest_checkpoint, load_checkpoint
 from tests.experiments.helpers import runs_when_done, wait_until

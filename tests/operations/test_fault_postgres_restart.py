@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from experiments import services
 from experiments.models import Attempt, Metric, Run, RunStatus
-from experiments.monitor import NOT_METRICS
+from experiments.execution.monitor import NOT_METRICS
 from tests.experiments.helpers import runs_when_done, wait_until
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.timeout(300)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from experiments import orphans
+from experiments.execution import orphans
 from experiments import services as experiment_services
 from experiments.models import Attempt, RunStatus, SlotLease
 from ideas import services as idea_services

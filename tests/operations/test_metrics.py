@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import celery_app
-from config.redis_guard import PauseAfterFailure
+from core.redis_guard import PauseAfterFailure
 from experiments import services as experiment_services
-from experiments.attempts import attempt_claim
+from experiments.execution.attempts import attempt_claim
 from ideas import services as idea_services
 from operations import metrics
 from tests.support.celery_processes import REPO_ROOT

@@ -37,7 +37,8 @@ from compute import services as compute_services
 from compute.cycles import Calendar
 from compute.errors import ComputeConflict
 from compute.models import Allocation, AllocationChange, Cycle, LaunchHold, Pool, Request, Review, UsageEntry
-from experiments import attempts, budget
+from experiments import budget
+from experiments.execution import attempts
 from experiments import services as experiment_services
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict

@@ -1,8 +1,10 @@
 """Talking to Redis from request paths without letting a Redis outage stall or break them.
 
-Django's cache client has no socket timeouts of its own, so code on a page's path that talks to Redis directly
-(rate limits, request metrics, health checks) takes a client from here, and code that may be skipped while
-Redis is away (metrics recording, start messages) remembers a failure for a while with ``PauseAfterFailure``.
+Code on a page's path that talks to Redis directly (rate limits, request metrics, health checks) takes a client
+from here: its timeouts are short and chosen per use, and it keeps the redis-py error types the callers catch.
+(Django's cache gets its own socket timeouts from ``CACHES["default"]["OPTIONS"]`` in the settings.) Code
+that may be skipped while Redis is away (metrics recording, start messages) remembers a failure for a while
+with ``PauseAfterFailure``, so a dead Redis costs one timeout per pause instead of one per call.
 """
 from __future__ import annotations
 

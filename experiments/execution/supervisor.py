@@ -22,18 +22,19 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from experiments import attempts, budget, dispatch, launcher, monitor, runfiles
-from experiments.attempts import ClaimOutcome
-from experiments.backends import TrainerBackend, TrainerHandle, backend_for
+from experiments import budget
+from experiments.execution import attempts, dispatch, launcher, monitor, runfiles
+from experiments.execution.attempts import ClaimOutcome
+from experiments.execution.backends import TrainerBackend, TrainerHandle, backend_for
+from experiments.execution.slots import host_slot_ids
 from experiments.models import Attempt, RunStatus
-from experiments.slots import host_slot_ids
+from modelzoo.run_files import EXIT_BAD_INPUT, EXIT_OK, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
 SLOT_RETRY_SECONDS = 5
 MAX_DB_BACKOFF_SECONDS = 8.0
 T = TypeVar("T")
-EXIT_OK, EXIT_TRAINING_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # docs/contracts.md
 
 
 def execute_attempt(attempt_id: int) -> None:
@@ -72,6 +73,11 @@ class Supervision:
             log.exception("attempt %s: could not start the trainer", self.attempt.pk)
             self._finish(RunStatus.FAILED, f"could not start the trainer: {error}", None, launch)
             return
+        self.follow(handle, launch, resumed_from)
+
+    def follow(self, handle: TrainerHandle, launch: launcher.TrainerLaunch, resumed_from: int | None) -> None:
+        """Record the started trainer, watch it to its end and record the outcome; the trainer is killed on the
+        way out whatever happens."""
         revision, dirty = launcher.code_revision()
         try:
             if not attempts.attempt_started(
@@ -84,7 +90,7 @@ class Supervision:
                 resumed_from_step=resumed_from,
             ):
                 return  # taken away between claim and start (lease expired): the finally kills the trainer
-            exit_code, lease_lost = self._watch(handle, monitor.MetricsTail(launch.run_dir / "metrics.jsonl"))
+            exit_code, lease_lost = self._watch(handle, monitor.MetricsTail(launch.run_dir / METRICS_FILE))
             if lease_lost:
                 log.warning("attempt %s: lease lost, trainer killed", self.attempt.pk)
                 return
@@ -170,10 +176,14 @@ class Supervision:
         status = monitor.read_status(launch.run_dir)
         said = status.get("status")
         reason = str(status.get("reason") or "")
+        if exit_code == EXIT_OK and said == "succeeded":
+            # Success wins over a cancel that arrived after the last step: the result is kept.
+            finished = reason or f"finished {status.get('step', '?')} steps"
+            if cancel_requested:
+                finished += "; the cancel request came after training had finished"
+            return RunStatus.SUCCEEDED, finished
         if cancel_requested:
             return RunStatus.CANCELLED, f"cancelled at step {status.get('step', '?')}"
-        if exit_code == EXIT_OK and said == "succeeded":
-            return RunStatus.SUCCEEDED, reason or f"finished {status.get('step', '?')} steps"
         if exit_code == EXIT_OK and said == "preempted":
             return RunStatus.PREEMPTED, reason or f"preempted at step {status.get('step', '?')}; resuming"
         if exit_code == EXIT_BAD_INPUT:

@@ -1,4 +1,5 @@
-"""The attempt state machine, as written by workers and the reconciler.
+"""The only writer of ``Attempt.state``: workers, the reconciler and cancels all move attempts through
+:func:`_move`, which checks the table in ``experiments.execution.transitions``.
 
     queued ──claim──► starting ──spawned──► running ──finish──► succeeded | failed | cancelled | preempted
        └──cancel──► cancelled                 └──lease expired (reconciler)──► preempted
@@ -11,21 +12,38 @@ The run's ``status`` mirrors its latest attempt.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments import budget, dispatch, slots
-from experiments.models import FINAL_STATES, Attempt, Run, RunStatus
-from inbox import events as inbox_events
+from experiments import budget, notifications
+from experiments.execution import dispatch, monitor, slots, transitions
+from experiments.execution.transitions import ACTIVE_STATES
+from experiments.models import FINAL_STATES, LIVE_STATES, Attempt, Run, RunStatus
 
 S = RunStatus
-ACTIVE_STATES = (S.STARTING, S.RUNNING)
+
+
+def _move(
+    attempt: Attempt, to_state: str, *, run_fields: Callable[[Attempt], dict] | None = None, **fields: object
+) -> None:
+    """The one write of ``Attempt.state``: check the move, save the attempt's ``fields`` with it and mirror
+    the state onto its run, with ``run_fields(attempt)`` read from the updated attempt. Call with the row locked."""
+    transitions.check(attempt.pk, attempt.state, to_state)
+    attempt.state = to_state
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    attempt.save(update_fields=["state", *fields])
+    Run.objects.filter(pk=attempt.run_id).update(status=to_state, **(run_fields(attempt) if run_fields else {}))
+
+
+def _locked(attempt_id: int) -> Attempt | None:
+    return Attempt.objects.select_for_update().select_related("run").filter(pk=attempt_id).first()
 
 
 def lease_until(now: datetime | None = None) -> datetime:
@@ -58,7 +76,7 @@ class Claim:
 def attempt_claim(attempt_id: int, *, host: str, slot_ids: Sequence[int] | None, devices: int = 1) -> Claim:
     """queued → starting on ``host``, holding one of ``slot_ids`` (None: the attempt needs no local slot)
     and charging ``devices`` per wall hour."""
-    attempt = Attempt.objects.select_for_update().select_related("run").filter(pk=attempt_id).first()
+    attempt = _locked(attempt_id)
     if attempt is None or attempt.state != S.QUEUED:
         return Claim(ClaimOutcome.NOT_CLAIMABLE)
     slot = None
@@ -67,14 +85,7 @@ def attempt_claim(attempt_id: int, *, host: str, slot_ids: Sequence[int] | None,
         if slot is None:
             return Claim(ClaimOutcome.NO_SLOT, attempt)
     now = timezone.now()
-    attempt.state = S.STARTING
-    attempt.host = host
-    attempt.slot = slot
-    attempt.devices = devices
-    attempt.heartbeat_at = now
-    attempt.lease_expires_at = lease_until(now)
-    attempt.save(update_fields=["state", "host", "slot", "devices", "heartbeat_at", "lease_expires_at"])
-    Run.objects.filter(pk=attempt.run_id).update(status=S.STARTING)
+    _move(attempt, S.STARTING, host=host, slot=slot, devices=devices, heartbeat_at=now, lease_expires_at=lease_until(now))
     return Claim(ClaimOutcome.CLAIMED, attempt)
 
 
@@ -90,9 +101,14 @@ def attempt_started(
     resumed_from_step: int | None = None,
 ) -> bool:
     """starting → running once the trainer process (or Slurm job) exists; False if the attempt was taken away."""
+    attempt = _locked(attempt_id)
+    if attempt is None or attempt.state != S.STARTING:
+        return False
     now = timezone.now()
-    updated = Attempt.objects.filter(pk=attempt_id, state=S.STARTING).update(
-        state=S.RUNNING,
+    _move(
+        attempt,
+        S.RUNNING,
+        run_fields=lambda _: {"code_revision": code_revision, "code_dirty": code_dirty},
         pid=pid,
         pgid=pgid,
         external_id=external_id,
@@ -103,11 +119,8 @@ def attempt_started(
         heartbeat_at=now,
         lease_expires_at=lease_until(now),
     )
-    if updated:
-        run_id = Attempt.objects.filter(pk=attempt_id).values_list("run_id", flat=True).get()
-        Run.objects.filter(pk=run_id).update(status=S.RUNNING, code_revision=code_revision, code_dirty=code_dirty)
-        Run.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-    return bool(updated)
+    Run.objects.filter(pk=attempt.run_id, started_at__isnull=True).update(started_at=now)
+    return True
 
 
 @dataclass(frozen=True)
@@ -134,33 +147,36 @@ def attempt_finish(
     resumes. None when the attempt is no longer this host's to finish (the reconciler got there first)."""
     if state not in FINAL_STATES:
         raise ValueError(f"state must be one of {', '.join(FINAL_STATES)}, got {state!r}")
-    attempt = Attempt.objects.select_for_update().select_related("run").filter(pk=attempt_id).first()
+    attempt = _locked(attempt_id)
     if attempt is None or attempt.state not in ACTIVE_STATES or attempt.host != host:
         return None
     _close(attempt, state=state, reason=reason, exit_code=exit_code, log_tail=log_tail, ended_at=timezone.now())
     return attempt
 
 
-def _close(attempt: Attempt, *, state: str, reason: str, exit_code: int | None, log_tail: str, ended_at: datetime) -> None:
-    """Write the final state, release the slot, charge GPU-hours (also to the compute ledger), and re-queue a
-    preempted run."""
-    attempt.state = state
-    attempt.reason = reason[:300]
-    attempt.exit_code = exit_code
-    attempt.log_tail = log_tail
-    attempt.finished_at = ended_at
-    attempt.lease_expires_at = None
-    attempt.save(update_fields=["state", "reason", "exit_code", "log_tail", "finished_at", "lease_expires_at"])
+def _close(
+    attempt: Attempt, *, state: str, reason: str, exit_code: int | None, log_tail: str, ended_at: datetime, **fields: object
+) -> None:
+    """Write the final state, release the slot, charge GPU-hours (also to the compute ledger), re-queue a
+    preempted run and tell the study's people once its last run has ended. Every final state goes through here."""
+    _move(
+        attempt,
+        state,
+        run_fields=lambda closed: {"finished_at": ended_at, "gpu_hours": F("gpu_hours") + closed.gpu_hours},
+        reason=reason[:300],
+        exit_code=exit_code,
+        log_tail=log_tail,
+        finished_at=ended_at,
+        lease_expires_at=None,
+        **fields,
+    )
     slots.slot_release(attempt=attempt)
     run = attempt.run
-    Run.objects.filter(pk=run.pk).update(
-        status=state, finished_at=ended_at, gpu_hours=F("gpu_hours") + attempt.gpu_hours
-    )
     if state == S.PREEMPTED:
         attempt_create(run=run)
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
     if state != S.PREEMPTED:  # a preempted run resumes: its study has not ended
-        inbox_events.publish(inbox_events.STUDY_RUN_ENDED, run.study_id)  # told once its last run has ended
+        notifications.publish_study_run_ended(run.study_id)  # told once its last run has ended
 
 
 @transaction.atomic
@@ -169,7 +185,7 @@ def attempt_expire(attempt_id: int, *, now: datetime | None = None) -> Attempt |
     ``preempted`` (and the run resumes in a new attempt) or ``cancelled`` if a cancel was pending.
     Returns the attempt (host, pgid, external id tell the caller what to kill) or None if it was renewed."""
     now = now or timezone.now()
-    attempt = Attempt.objects.select_for_update().select_related("run").filter(pk=attempt_id).first()
+    attempt = _locked(attempt_id)
     if attempt is None or attempt.state not in ACTIVE_STATES or not attempt.lease_expires_at:
         return None
     if attempt.lease_expires_at >= now:
@@ -190,3 +206,35 @@ def attempt_expire(attempt_id: int, *, now: datetime | None = None) -> Attempt |
 def attempt_mark_enqueued(attempt_id: int) -> None:
     """Record that a start message was (re)sent, so the reconciler does not count it as lost."""
     Attempt.objects.filter(pk=attempt_id, state=S.QUEUED).update(enqueued_at=timezone.now())
+
+
+class CancelOutcome(enum.Enum):
+    CANCELLED = "cancelled"  # it was queued: closed at once
+    REQUESTED = "requested"  # a worker holds it: it stops the trainer on its next heartbeat
+    NOT_LIVE = "not live"  # nothing to cancel: the run already ended
+    TRAINER_SUCCEEDED = "trainer succeeded"  # the trainer already wrote its success; the worker is recording it
+
+
+@transaction.atomic
+def attempt_cancel(*, run: Run, by: str) -> CancelOutcome:
+    """Cancel the live attempt of ``run`` for ``by`` (a person). A queued attempt is closed like any other
+    (``_close``); a starting/running one is asked to stop. A trainer that has already written
+    ``succeeded`` has won: its run stays succeeded and nothing is requested."""
+    attempt = run.attempts.select_for_update().select_related("run").filter(state__in=LIVE_STATES).first()
+    if attempt is None:
+        return CancelOutcome.NOT_LIVE
+    now = timezone.now()
+    if attempt.state == S.QUEUED:
+        _close(attempt, state=S.CANCELLED, reason=f"cancelled by {by}", exit_code=None, log_tail="", ended_at=now,
+               cancel_requested_at=now)
+        return CancelOutcome.CANCELLED
+    if trainer_succeeded(attempt.run):
+        return CancelOutcome.TRAINER_SUCCEEDED
+    Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {by}")
+    return CancelOutcome.REQUESTED
+
+
+def trainer_succeeded(run: Run) -> bool:
+    """Whether the trainer of ``run`` has written its final ``succeeded`` (read where the run directory is
+    visible; elsewhere the worker settles the race, see ``supervisor``)."""
+    return monitor.read_status(run.run_dir).get("status") == "succeeded"

@@ -1,4 +1,4 @@
-"""``python -m experiments.procguard PARENT_PID -- COMMAND...``: arrange to receive SIGTERM when the
+"""``python -m experiments.execution.procguard PARENT_PID -- COMMAND...``: arrange to receive SIGTERM when the
 process that started us dies, then become COMMAND (exec keeps the pid and the death signal).
 
 Used instead of ``preexec_fn``, which is unsafe in threaded workers. Importing nothing from Django keeps
@@ -24,7 +24,7 @@ def set_parent_death_signal(signum: int) -> bool:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: python -m experiments.procguard PARENT_PID -- COMMAND [ARGS...]")
+        sys.exit("usage: python -m experiments.execution.procguard PARENT_PID -- COMMAND [ARGS...]")
     parent, command = int(argv[0]), argv[2:]
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before prctl took effect: nobody would watch us
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
 
 def wrap(command: list[str]) -> list[str]:
     """COMMAND wrapped so that it dies with the calling process."""
-    return [sys.executable, "-m", "experiments.procguard", str(os.getpid()), "--", *command]
+    return [sys.executable, "-m", "experiments.execution.procguard", str(os.getpid()), "--", *command]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from experiments.launcher import ATTEMPT_ENV, DEPLOYMENT_ENV, HOST_ENV
+from experiments.execution.launcher import ATTEMPT_ENV, DEPLOYMENT_ENV, HOST_ENV
 
 PROC = Path("/proc")
 

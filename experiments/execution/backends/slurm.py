@@ -6,9 +6,9 @@ from __future__ import annotations
 import submitit
 from django.conf import settings
 
-from experiments import orphans
-from experiments.jobprocess import run_trainer
-from experiments.launcher import TrainerLaunch
+from experiments.execution import orphans
+from experiments.execution.jobprocess import run_trainer
+from experiments.execution.launcher import TrainerLaunch
 from experiments.models import Attempt
 
 FAILED_JOB_EXIT = 1

@@ -1,4 +1,4 @@
-"""Where a trainer process runs. Every backend starts a :class:`~experiments.launcher.TrainerLaunch`
+"""Where a trainer process runs. Every backend starts a :class:`~experiments.execution.launcher.TrainerLaunch`
 and returns a handle the supervisor polls, terminates (graceful: the trainer checkpoints) or kills.
 
 - ``local``: a child process of this worker, in its own process group, on a leased slot of this host;
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from experiments.launcher import TrainerLaunch
+from experiments.execution.launcher import TrainerLaunch
 from experiments.models import Attempt, Backend
 
 
@@ -46,11 +46,11 @@ class TrainerBackend(Protocol):
 def backend_for(name: str) -> TrainerBackend:
     """The backend called ``name``; raises ValueError naming the allowed ones."""
     if name == Backend.LOCAL:
-        from experiments.backends.local import LocalBackend
+        from experiments.execution.backends.local import LocalBackend
 
         return LocalBackend()
     if name == Backend.SLURM:
-        from experiments.backends.slurm import SlurmBackend
+        from experiments.execution.backends.slurm import SlurmBackend
 
         return SlurmBackend()
     raise ValueError(f"unknown backend {name!r}; allowed: {', '.join(Backend.values)}")

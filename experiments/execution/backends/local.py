@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 
-from experiments import orphans, procguard
-from experiments.launcher import TrainerLaunch
+from experiments.execution import orphans, procguard
+from experiments.execution.launcher import TrainerLaunch
 from experiments.models import Attempt
 
 

@@ -11,11 +11,15 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from config.redis_guard import PauseAfterFailure
+from config.celery import app as celery_app
+from core.redis_guard import PauseAfterFailure
 from experiments.models import Attempt, Backend, RunStatus
 
 log = logging.getLogger(__name__)
 
+# Sent by name so the runtime never imports ``experiments.tasks`` (which imports the runtime); the name is
+# the task's registered one and must stay stable while messages of older deployments may be in flight.
+EXECUTE_ATTEMPT_TASK = "experiments.tasks.execute_attempt"
 QUEUES = {Backend.LOCAL: "gpu", Backend.SLURM: "slurm"}
 # Celery's default retries a publish three times (about a second against a refused port); one immediate
 # retry still covers a pooled connection that predates a Redis restart.
@@ -26,13 +30,11 @@ _broker_pause = PauseAfterFailure(BROKER_BACKOFF_SECONDS)  # per process
 
 def send_start(attempt_id: int, backend: str, *, countdown: float | None = None) -> bool:
     """Publish the start message now; False (and a log line) when the broker is unreachable."""
-    from experiments.tasks import execute_attempt  # the tasks module imports services, which import this
-
     if _broker_pause.paused:
         return False
     try:
-        execute_attempt.apply_async((attempt_id,), queue=QUEUES[backend], countdown=countdown,
-                                    retry_policy=PUBLISH_RETRY_POLICY)
+        celery_app.send_task(EXECUTE_ATTEMPT_TASK, args=(attempt_id,), queue=QUEUES[backend],
+                             countdown=countdown, retry_policy=PUBLISH_RETRY_POLICY)
     except Exception as error:  # noqa: BLE001 - any broker failure; the reconciler re-sends queued attempts
         _broker_pause.failed()
         log.warning("could not publish the start of attempt %s (%s); the reconciler will re-send it", attempt_id, error)

@@ -11,6 +11,7 @@ from typing import Any
 from django.utils import timezone
 
 from experiments.models import Metric, Run
+from modelzoo.run_files import STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _update_progress(run: Run, last: dict[str, Any]) -> None:
 def read_status(run_dir: Path) -> dict[str, Any]:
     """The trainer's status.json, or {} when it is missing or half-written."""
     try:
-        status = json.loads((run_dir / "status.json").read_text())
+        status = json.loads((run_dir / STATUS_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     return status if isinstance(status, dict) else {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,15 +13,15 @@ from pathlib import Path
 
 from django.conf import settings
 
+from experiments.execution import runfiles
+from experiments.execution.slots import cuda_visible_devices
 from experiments.models import Attempt
-from experiments.slots import cuda_visible_devices
 
 # Mark trainer processes so orphans can be found and killed. The runs directory tells deployments sharing
 # a host apart (attempt ids of two databases overlap), e.g. a test suite next to a running site.
 ATTEMPT_ENV = "FLIGHTDECK_ATTEMPT_ID"
 HOST_ENV = "FLIGHTDECK_ATTEMPT_HOST"
 DEPLOYMENT_ENV = "FLIGHTDECK_ATTEMPT_RUNS_DIR"
-_CHECKPOINT = re.compile(r"^step-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,8 @@ def trainer_launch(attempt: Attempt) -> TrainerLaunch:
 
 def latest_checkpoint_step(run_dir: Path) -> int | None:
     """Step of the newest complete checkpoint (the trainer only renames finished ones into place)."""
-    steps = [int(m[1]) for p in (run_dir / "checkpoints").glob("step-*") if (m := _CHECKPOINT.match(p.name))]
-    return max(steps) if steps else None
+    newest = runfiles.checkpoints(run_dir)[:1]
+    return newest[0].step if newest else None
 
 
 def code_revision() -> tuple[str, bool]:

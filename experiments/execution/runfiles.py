@@ -1,13 +1,13 @@
 """Reading a run directory's files for people: the tail of an attempt's log (run page, failed attempts) and checkpoints."""
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelzoo.run_files import CHECKPOINT_DIR, CHECKPOINTS_DIR
+
 LOG_TAIL_LINES = 50
-_CHECKPOINT = re.compile(r"^step-(\d+)$")
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -27,9 +27,9 @@ class Checkpoint:
 
 def checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Complete checkpoints (the trainer renames finished ones into ``checkpoints/step-N``), newest first."""
-    folder = run_dir / "checkpoints"
+    folder = run_dir / CHECKPOINTS_DIR
     if not folder.is_dir():
         return []
     found = [Checkpoint(int(match[1]), entry) for entry in folder.iterdir()
-             if entry.is_dir() and (match := _CHECKPOINT.match(entry.name))]
+             if entry.is_dir() and (match := CHECKPOINT_DIR.match(entry.name))]
     return sorted(found, key=lambda checkpoint: checkpoint.step, reverse=True)

@@ -25,7 +25,7 @@ class PlotlyFinder(BaseFinder):
         if _BUNDLE.is_file():
             return []
         return [Error(f"plotly.js not found at {_BUNDLE}", hint="reinstall the `plotly` package",
-                      obj=self, id="config.E001")]
+                      obj=self, id="core.E001")]
 
     def find(self, path: str, find_all: bool = False) -> str | list[str] | None:
         match = str(_BUNDLE) if path == PLOTLY_JS and _BUNDLE.is_file() else None

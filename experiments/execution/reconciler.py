@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments import attempts, dispatch, orphans
-from experiments.backends import backend_for
+from experiments.execution import attempts, dispatch, orphans
+from experiments.execution.backends import backend_for
 from experiments.models import Attempt, RunStatus
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 
-from experiments import procguard
+from experiments.execution import procguard
 
 
 def run_trainer(command: list[str], env: dict[str, str], cwd: str, log_path: str) -> int:
