@@ -16,8 +16,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from compute.cycles import Calendar, Phase
-from compute.forecast import COLUMNS as FORECAST_COLUMNS, forecast_rows
 from compute.figures import CycleFigures, Figures, cycle_figures, hours
+from compute.forecast import COLUMNS as FORECAST_COLUMNS, forecast_rows
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
 from compute.visibility import compute_q, visible_compute_areas
 from core.selectors import get_or_404
