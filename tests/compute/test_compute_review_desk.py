@@ -8,6 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from compute import services
+from compute.desk import scale_up_flag
+from compute.evidence import StudyEvidence
 from compute.models import Request
 from compute.templatetags.compute_tags import gpu_hours
 from ideas import services as idea_services
@@ -136,3 +138,15 @@ def test_someone_who_may_not_amend_is_told_whom_to_ask(client, open_cycle, pool,
     page = client.post("/compute/requests/new/", {"area": "routing", "pool": "h100", "gpu_hours": "90", "stage": "pilot",
                                                   "justification": "More."}).content.decode()
     assert "only mona or the PIC of Routing (pia) may amend it" in page and 'name="amend"' not in page
+
+
+@pytest.mark.parametrize(("stage", "finished", "flag"), [
+    ("scale-up", [], "scale-up without linked evidence"),
+    ("scale-up", [False], "scale-up without a finished pilot"),
+    ("scale-up", [False, True], ""),
+    ("pilot", [], ""),
+    ("integration", [False], ""),
+])
+def test_only_a_scale_up_needs_a_finished_pilot(stage, finished, flag):
+    studies = [StudyEvidence(label=f"study-{n}", url="/", finished=done, seeds=3, verdict=(), caveats=()) for n, done in enumerate(finished)]
+    assert scale_up_flag(Request(stage=stage), studies) == flag
