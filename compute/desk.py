@@ -70,6 +70,18 @@ class DeskFilterForm(forms.Form):
     def error_text(self) -> str:
         return form_error_text(self)
 
+    FILTERS = ("area", "pool", "stage", "status", "requester")
+
+    def options(self) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
+        """(name, label, [(value, text, selected)]) per filter: the page draws the selects from these (Django's
+        widget templates cost a tenth of the desk's render time)."""
+        rows = []
+        for name in self.FILTERS:
+            current = self.data.get(name, "")
+            choices = [(str(value), str(text), str(value) == current) for value, text in self.fields[name].choices]
+            rows.append((name, name.capitalize(), choices))
+        return rows
+
 
 @dataclass
 class DeskRow:
