@@ -9,16 +9,17 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.requirements-installed
 ENSURE_PACKAGES := platform/ensure-debian-packages
 RUN_PACKAGES := redis-server
-TEST_PACKAGES := redis-server postgresql chromium chromium-driver
+TEST_PACKAGES := redis-server postgresql chromium chromium-driver slurm-wlm munge slurmdbd mariadb-server
 PROD_CHECK_PACKAGES := redis-server postgresql
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test prod-check
+.PHONY: help run test prod-check gpu-check
 
 help:
 	@echo "make run   start web, worker, beat (and Redis if none runs) with demo data at http://127.0.0.1:8000"
 	@echo "make test  run the whole test suite on a throw-away PostgreSQL + Redis (PYTEST_ARGS=... to narrow)"
+	@echo "make gpu-check  on a CUDA host: fused-vs-pure Mamba-2 parity, bf16/NVFP4 steps, torchrun, throughput (skips without CUDA)"
 	@echo "make prod-check  production mode (check --deploy, migrations, gunicorn, worker, beat) smoke-tested on a throw-away stack"
 
 $(BIN)/python:
@@ -56,3 +57,8 @@ test: $(INSTALLED)
 prod-check: $(INSTALLED)
 	@$(ENSURE_PACKAGES) $(PROD_CHECK_PACKAGES)
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python platform/prod-check
+
+# The GPU path (benchmarks/gpu_check.py); prints one "skipped" line and succeeds without CUDA. On a CUDA host
+# install requirements-gpu.txt first for the fused kernels (see its header).
+gpu-check: $(INSTALLED)
+	$(BIN)/python benchmarks/gpu_check.py

@@ -1,11 +1,14 @@
 """Training throughput of HybridLM against transformers' NemotronHForCausalLM (pure-PyTorch path), side by side.
 
 Same architecture for both (width 256, pattern M*ME, 16 experts top-2, sequence 256, batch 8), same weights,
-a full training step each (forward, backward, AdamW). Also: model FLOP utilisation against this machine's
-measured fp32 matmul ceiling, chunked SSD against the naive scan, an NVFP4-emulated step against a plain
-step, and peak memory (max RSS of this process).
+a full training step each (forward, backward, fused AdamW for every candidate). HybridLM runs eager and with
+``compile_regions()``, plain and NVFP4-emulated; all candidates' steps are interleaved in one process. Also:
+model FLOP utilisation against this machine's fp32 matmul rate measured in the same run, the first (compiling)
+step of each compiled model, chunked SSD against the naive scan, and peak memory (max RSS of this process).
 
-    .venv/bin/python benchmarks/model_throughput.py [--steps 5] [--threads N]
+    .venv/bin/python benchmarks/model_throughput.py [--steps 5] [--threads N] [--skip-compile]
+
+The inductor cache goes to ``var/inductor-cache`` (as in training) unless TORCHINDUCTOR_CACHE_DIR is set.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from modelzoo.config import ModelConfig, apply_model_overrides  # noqa: E402
 from modelzoo.export import to_hf  # noqa: E402
 from modelzoo.model import HybridLM  # noqa: E402
 from modelzoo.ssd import ssd_chunked, ssd_ref  # noqa: E402
+from modelzoo.trainer import use_inductor_cache  # noqa: E402
 
 BATCH, SEQ = 8, 256
 ARCH = {
@@ -45,7 +49,7 @@ def time_side_by_side(
     """Wall and process-CPU seconds per call (median unless ``statistic`` says otherwise), the candidates
     interleaved call by call so that load from other processes on a shared machine hits all of them alike."""
     for step in steps.values():
-        step()  # warm-up
+        step()  # warm-up (and compilation, for compiled candidates: timed by ``first_steps`` before this)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
@@ -59,7 +63,7 @@ def time_side_by_side(
 
 
 def train_step(model: torch.nn.Module, ids: torch.Tensor, loss_of: Callable) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
     def step() -> None:
         loss = loss_of(model, ids)
@@ -118,43 +122,76 @@ def ssd_timings(cfg: ModelConfig) -> dict[str, float]:
     return {"ssd_chunked_ms": 1e3 * timings["chunked"]["wall_s"], "ssd_naive_scan_ms": 1e3 * timings["naive"]["wall_s"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--skip-hf", action="store_true", help="do not time transformers' model")
-    parser.add_argument("--skip-fp4", action="store_true", help="do not time the NVFP4-emulated model")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+def first_steps(steps: dict[str, Callable[[], None]]) -> dict[str, float]:
+    """Wall seconds of each candidate's first step: compilation included for compiled ones."""
+    seconds = {}
+    for name, step in steps.items():
+        started = time.perf_counter()
+        step()
+        seconds[name] = time.perf_counter() - started
+    return seconds
 
-    cfg = apply_model_overrides(ModelConfig(), ARCH)
-    ids = torch.randint(0, cfg.vocab_size, (BATCH, SEQ))
+
+def build_candidates(cfg: ModelConfig, ids: torch.Tensor, args: argparse.Namespace) -> dict[str, Callable[[], None]]:
+    """Training steps of HybridLM (eager and compiled, plain and NVFP4) and transformers' model, same weights."""
     ours = HybridLM(cfg)
-    steps = {"ours": train_step(ours, ids, ours_loss)}
+    fp4_cfg = apply_model_overrides(cfg, {"fp4.enabled": True})
+    models = {"ours": ours}
+    if not args.skip_fp4:
+        models["fp4"] = HybridLM(fp4_cfg)
+    if not args.skip_compile:
+        for name, model in list(models.items()):
+            compiled = HybridLM(model.cfg)
+            compiled.load_state_dict(model.state_dict())
+            compiled.compile_regions()
+            models[f"{name}_compiled"] = compiled
+    steps = {name: train_step(model, ids, ours_loss) for name, model in models.items()}
     if not args.skip_hf:
         from transformers import NemotronHForCausalLM
 
         with tempfile.TemporaryDirectory() as tmp:
             theirs = NemotronHForCausalLM.from_pretrained(to_hf(ours, Path(tmp) / "hf"))
         steps["hf"] = train_step(theirs.train(), ids, hf_loss)
-    if fp4_too := not args.skip_fp4:
-        steps["fp4"] = train_step(HybridLM(apply_model_overrides(cfg, {"fp4.enabled": True})), ids, ours_loss)
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--skip-hf", action="store_true", help="do not time transformers' model")
+    parser.add_argument("--skip-fp4", action="store_true", help="do not time the NVFP4-emulated model")
+    parser.add_argument("--skip-compile", action="store_true", help="do not time compile_regions() models")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    use_inductor_cache()
+
+    cfg = apply_model_overrides(ModelConfig(), ARCH)
+    ids = torch.randint(0, cfg.vocab_size, (BATCH, SEQ))
+    steps = build_candidates(cfg, ids, args)
 
     results: dict[str, float | int | str] = {"threads": args.threads, "torch": torch.__version__}
     results["load_average_before"] = os.getloadavg()[0]
+    for name, seconds in first_steps(steps).items():
+        if name.endswith("_compiled"):
+            results[f"{name}_first_step_s"] = seconds
     timings = time_side_by_side(steps, args.steps)
     results["load_average_after"] = os.getloadavg()[0]
     for name, timing in timings.items():
         results[f"{name}_step_wall_s"] = timing["wall_s"]
         results[f"{name}_step_cpu_s"] = timing["cpu_s"]
         results[f"{name}_tokens_per_s"] = BATCH * SEQ / timing["wall_s"]
-    if "hf" in timings:
-        results["speedup_vs_hf_wall"] = timings["hf"]["wall_s"] / timings["ours"]["wall_s"]
-        results["speedup_vs_hf_cpu"] = timings["hf"]["cpu_s"] / timings["ours"]["cpu_s"]
-    if fp4_too:
-        results["fp4_over_plain_wall"] = timings["fp4"]["wall_s"] / timings["ours"]["wall_s"]
-        results["fp4_over_plain_cpu"] = timings["fp4"]["cpu_s"] / timings["ours"]["cpu_s"]
+
+    def ratio(key: str, slow: str, fast: str) -> None:
+        if slow in timings and fast in timings:
+            results[f"{key}_wall"] = timings[slow]["wall_s"] / timings[fast]["wall_s"]
+            results[f"{key}_cpu"] = timings[slow]["cpu_s"] / timings[fast]["cpu_s"]
+
+    ratio("speedup_vs_hf", "hf", "ours")
+    ratio("speedup_vs_hf_compiled", "hf", "ours_compiled")
+    ratio("fp4_over_plain", "fp4", "ours")
+    ratio("fp4_over_plain_compiled", "fp4_compiled", "ours_compiled")
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     ceiling_wall, ceiling_cpu = matmul_ceiling()
@@ -162,9 +199,12 @@ def main() -> None:
     results["matmul_ceiling_gflops_wall"] = ceiling_wall / 1e9
     results["matmul_ceiling_gflops_per_cpu_s"] = ceiling_cpu / 1e9
     results["model_gflop_per_step"] = flops / 1e9
-    results["mfu_wall"] = flops / timings["ours"]["wall_s"] / ceiling_wall
-    # FLOPs per CPU-second against the GEMM's FLOPs per CPU-second: less sensitive to other load on the machine.
-    results["mfu_cpu"] = flops / timings["ours"]["cpu_s"] / ceiling_cpu
+    for name in ("ours", "ours_compiled"):
+        if name in timings:
+            suffix = name.removeprefix("ours")
+            results[f"mfu{suffix}_wall"] = flops / timings[name]["wall_s"] / ceiling_wall
+            # FLOPs per CPU-second against the GEMM's FLOPs per CPU-second: less sensitive to other load.
+            results[f"mfu{suffix}_cpu"] = flops / timings[name]["cpu_s"] / ceiling_cpu
 
     results.update(ssd_timings(cfg))
     results["ssd_speedup"] = results["ssd_naive_scan_ms"] / results["ssd_chunked_ms"]

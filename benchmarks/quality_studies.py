@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from modelzoo.config import Recipe, apply_overrides, load_recipe  # noqa: E402
-from modelzoo.data import build_corpus, validation_batches  # noqa: E402
+from modelzoo.data import build_blend, validation_batches  # noqa: E402
 from modelzoo.model import HybridLM  # noqa: E402
 
 RECIPE = "tiny-ci"
@@ -108,7 +108,7 @@ def speculative_acceptance(out: Path, prompts: int = 4, prompt_len: int = 64, ne
     step = recipe.train.max_steps
     model = HybridLM(recipe.model)
     model.load_state_dict(torch.load(out / "checkpoints" / f"step-{step}" / "model.pt", weights_only=True))
-    corpus = build_corpus(recipe.data)
+    corpus = next(iter(build_blend(recipe.data).corpora.values()))  # these studies train on one corpus
     (batch,) = validation_batches(corpus.val, prompt_len, prompts, 1)
     rates, passes_plain, passes_drafted, same = [], 0, 0, True
     for prompt in batch.split(1):  # speculative decoding runs one sequence at a time

@@ -225,7 +225,12 @@ FLIGHTDECK_SLURM = {
     "folder": Path(env_str("FLIGHTDECK_SLURM_FOLDER", str(VAR_DIR / "slurm"))),
     "partition": env_str("FLIGHTDECK_SLURM_PARTITION", ""),
     "timeout_min": env_int("FLIGHTDECK_SLURM_TIMEOUT_MIN", 24 * 60),
-    "gpus_per_node": env_int("FLIGHTDECK_SLURM_GPUS_PER_NODE", 1),
+    "gpus_per_node": env_int("FLIGHTDECK_SLURM_GPUS_PER_NODE", 1),  # 0: ask for no GRES (a CPU partition)
+    "account": env_str("FLIGHTDECK_SLURM_ACCOUNT", ""),
+    # SIGUSR2 this long before --time: the trainer checkpoints and a new attempt resumes the run.
+    "signal_delay_s": env_int("FLIGHTDECK_SLURM_SIGNAL_DELAY_S", 120),
+    # The allocated TRES that GPU-hours are charged for, read from sacct's AllocTRES ("cpu" on a CPU cluster).
+    "charge_tres": env_str("FLIGHTDECK_SLURM_CHARGE_TRES", "gres/gpu"),
 }
 
 # compute: review cycles and GPU-hour budgets (see compute/cycles.py for the phase schedule).

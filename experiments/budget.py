@@ -35,6 +35,7 @@ from compute import services as compute_services
 from compute.errors import ComputeConflict
 from compute.models import Pool, UsageEntry
 from compute.services import LaunchDecision
+from experiments.execution.backends import UsageSegment, backend_for
 from experiments.models import LIVE_STATES, Attempt, Run, Study
 from experiments.planning import StudyPlan
 from ideas.models import Area, Idea
@@ -125,7 +126,8 @@ def study_authorize(
 
 
 def attempt_charge(attempt_id: int) -> list[UsageEntry]:
-    """Charge the attempt's time from its start to its end (or its last heartbeat while it runs)."""
+    """Charge the attempt's time from its start to its end (or its last heartbeat while it runs), as the
+    backend accounted it where it can (Slurm: ``sacct``'s elapsed × allocated TRES), else the worker's clock."""
     attempt = Attempt.objects.select_related("run__study").get(pk=attempt_id)
     end = attempt.finished_at or attempt.heartbeat_at
     if attempt.started_at is None or end is None or end <= attempt.started_at:
@@ -135,10 +137,18 @@ def attempt_charge(attempt_id: int) -> list[UsageEntry]:
         return []
     study = attempt.run.study
     target = study_charge_target(study)
-    return compute_services.usage_charge_segment(
-        attempt_key=attempt_charge_key(attempt.pk), segment_start=attempt.started_at, segment_end=end,
-        gpus=attempt.devices, pool=pool, area=target.area, idea=target.idea, launch_key=study_launch_key(study.pk),
-    )
+    segments = backend_for(attempt.backend).usage(attempt, now=end)
+    if segments is None:
+        segments = [UsageSegment(start=attempt.started_at, end=end, devices=attempt.devices)]
+    entries = []
+    for segment in segments:
+        if segment.end > segment.start:
+            entries += compute_services.usage_charge_segment(
+                attempt_key=attempt_charge_key(attempt.pk), segment_start=segment.start, segment_end=segment.end,
+                gpus=segment.devices, pool=pool, area=target.area, idea=target.idea,
+                launch_key=study_launch_key(study.pk),
+            )
+    return entries
 
 
 def attempt_charge_if_due(attempt_id: int, *, now: datetime | None = None) -> None:

@@ -19,6 +19,7 @@ from experiments import curves, selectors
 from experiments.analysis import ArmResult
 from experiments.curves import Band
 from experiments.models import LIVE_STATES, RunStatus, Study
+from experiments.results import PER_CORPUS_PREFIX, per_corpus_metrics
 
 BASELINE_COLOUR = "#445062"
 PALETTE = ["#3a4fd8", "#c2362f", "#1f7a4d", "#9a6200", "#6136c2", "#0f766e", "#b03029", "#1f5bb8", "#8a5a00"]
@@ -156,7 +157,8 @@ def per_arm_bars(values: Mapping[str, Sequence[float]], colours: Mapping[str, st
 class Chart:
     name: str  # page-unique id
     title: str
-    figure: dict | None  # None: nothing logged yet
+    figure: dict | None  # None: nothing to draw, and ``empty`` says why
+    empty: str = "Nothing logged yet."
 
 
 def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 0.0) -> list[Chart]:
@@ -165,7 +167,9 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
     colours = arm_colours([arm.name for arm in arm_rows])
     run_ids = {run.pk for arm in arm_rows for run in arm.runs.all()}
     charts = []
-    for metric in CURVES:
+    corpus_curves = [CurveMetric(name, f"Validation loss on {name.removeprefix(PER_CORPUS_PREFIX)}", "loss", False)
+                     for name in per_corpus_metrics(selectors.metric_names(run_ids, PER_CORPUS_PREFIX))]
+    for metric in (*CURVES[:2], *corpus_curves, *CURVES[2:]):
         series = selectors.metric_arrays(run_ids, metric.name)
         bands = {}
         for arm in arm_rows:
@@ -174,15 +178,27 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
             if band is not None:
                 bands[arm.name] = band
         figure = band_figure(bands, colours, y_title=metric.axis) if bands else None
-        charts.append(Chart(metric.name, metric.title, figure))
+        if figure is None and metric.name == "fp4_error" and not _fp4_enabled_anywhere(arm_rows):
+            charts.append(Chart(metric.name, metric.title, None, empty=FP4_OFF))
+            continue
+        # The name is also an HTML id, where "/" would need escaping in selectors.
+        charts.append(Chart(metric.name.replace("/", "-"), metric.title, figure))
     final = final_loss_figure(arms, colours) if any(arm.stats for arm in arms) else None
-    charts.insert(2, Chart("final_val_loss", "Final validation loss and difference to baseline", final))
+    charts.insert(2 + len(corpus_curves), Chart("final_val_loss", "Final validation loss and difference to baseline", final))
     for name, title, axis, how in (("tokens_per_s", "Throughput", "tokens / s", "mean"),
                                    ("peak_mem_mb", "Peak memory", "MB", "max")):
         per_run = selectors.per_run_aggregate(run_ids, name, how)
         values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
         charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
     return charts
+
+
+FP4_OFF = "FP4 is off in every run of this study (fp4.enabled = false): there is no quantisation error to show."
+
+
+def _fp4_enabled_anywhere(arm_rows) -> bool:
+    return any(((run.config or {}).get("model", {}).get("fp4", {}).get("enabled")) for arm in arm_rows
+               for run in arm.runs.all())
 
 
 # Finished studies do not change, and reading a large one's points is the page's main cost.

@@ -1,5 +1,6 @@
-"""Demo data: the tiny-ci and nano-baseline baselines, finished ablation and integration studies whose
-metrics come from really training tiny-ci, and a small live study for ``make run``.
+"""Demo data: the tiny-ci, nano-baseline and nvfp4-production baselines, finished ablation and integration
+studies whose metrics come from really training them (tiny-ci for the router and LR ideas; the NVFP4 production
+recipe for the FP4 area's ideas, so their patches change real FP4 knobs), and a small live study for ``make run``.
 
 Training results are cached under ``var/demo-cache/<config hash>.jsonl``, so seeding again (or in another
 checkout with the same recipes) replays them instead of training. The finished studies go through the real
@@ -28,7 +29,8 @@ from modelzoo.run_files import METRICS_FILE
 
 DEMO_HOST = "demo-seed"
 DEMO_SEEDS = [0, 1]
-DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci; 8 distinct runs are trained once, then cached
+DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci; 12 distinct runs are trained once, then cached
+FP4_DEMO_STEPS = 10  # NVFP4 emulation costs ~3 s of CPU per step of nvfp4-production: 8 runs, ~4 CPU-minutes once
 LIVE_STEPS = 400
 LIVE_TITLE = "Live demo: router bias rate + lower LR"
 PARALLEL_TRAINERS = 2
@@ -36,6 +38,13 @@ PARALLEL_TRAINERS = 2
 # Demo ideas (from ideas/demo_data.py) recognised by their recipe patches, which tiny-ci accepts.
 ROUTER_BIAS = {"moe.bias_update_rate": 0.005}
 LOWER_LR = {"optim.lr": 0.002}
+PROSE_MIX = {"data.blend": {"stdlib": 0.6, "python-docs": 0.25, "debian-copyright": 0.15}}
+# Data-mix studies need every arm evaluated on every corpus, so this baseline also reports the prose losses.
+CORPORA_BASELINE = "tiny-ci-corpora"
+EVAL_CORPORA = {"data.eval_corpora": ["debian-copyright", "python-docs"]}
+# The FP4 area's ideas: each moves one knob of the NVFP4 production baseline.
+FP4_BASELINE = "nvfp4-production"
+FP4_PATCHES = ({"fp4.stochastic_rounding": False}, {"fp4.rht": False}, {"fp4.bf16_last_layers": 2})
 
 
 def cache_dir() -> Path:
@@ -50,24 +59,48 @@ def _baselines() -> None:
     services.baseline_save(name="tiny-ci", recipe="tiny-ci", description="CI-sized hybrid; trains in seconds on CPU.")
     services.baseline_save(name="nano-baseline", recipe="nano-baseline",
                            description="Nemotron-3-style hybrid Mamba-2/attention MoE, CPU-trainable in minutes.")
+    services.baseline_save(name=CORPORA_BASELINE, recipe="tiny-ci", overrides=EVAL_CORPORA,
+                           description="tiny-ci trained on stdlib and also evaluated on the prose corpora, for "
+                                       "data-mix studies.")
+    # Every step logged, so the demo's short FP4 runs draw full curves (the recipe itself logs every 5th).
+    services.baseline_save(name=FP4_BASELINE, recipe="nvfp4-production", overrides={"train.log_every": 1},
+                           description="The production recipe in small: NVFP4 (16-element blocks, E4M3 scales, "
+                                       "2-D weight blocks, RHT on wgrad, stochastic rounding on gradients, first and "
+                                       "last layer in BF16), hybrid Mamba-2/attention with latent MoE and MTP.")
 
 
 def _study_specs() -> list[dict]:
     """Two ablations and their integration with leave-one-out arms: 4 distinct configs × 2 seeds to train,
-    because arms with equal configs share one cached result."""
-    bias, lower_lr = _idea(ROUTER_BIAS), _idea(LOWER_LR)
-    if not (bias and lower_lr):
-        return []
-    return [
-        {"kind": "ablation", "ideas": [bias]},
-        {"kind": "ablation", "ideas": [lower_lr]},
-        {"kind": "integration", "ideas": [bias, lower_lr], "leave_one_out": True},
-    ]
+    because arms with equal configs share one cached result; and the ablation of a data mix, whose arms are
+    compared on each corpus (2 more configs × 2 seeds)."""
+    specs = []
+    bias, lower_lr, prose_mix = _idea(ROUTER_BIAS), _idea(LOWER_LR), _idea(PROSE_MIX)
+    if bias and lower_lr:
+        specs += [
+            {"kind": "ablation", "ideas": [bias]},
+            {"kind": "ablation", "ideas": [lower_lr]},
+            {"kind": "integration", "ideas": [bias, lower_lr], "leave_one_out": True},
+        ]
+    if prose_mix:
+        specs.append({"kind": "ablation", "ideas": [prose_mix], "baseline": CORPORA_BASELINE})
+    # The FP4 ideas against the NVFP4 baseline: one shared baseline arm and three knobs, 4 configs × 2 seeds.
+    specs += [{"kind": "ablation", "ideas": [idea], "baseline": FP4_BASELINE, "steps": FP4_DEMO_STEPS}
+              for idea in map(_idea, FP4_PATCHES) if idea]
+    return specs
 
 
 def _title(spec: dict) -> str:
     keys = " + ".join(idea.key for idea in spec["ideas"])
-    return f"Demo {spec['kind']}: {keys}"
+    on = f" on {spec['baseline']}" if "baseline" in spec else ""
+    return f"Demo {spec['kind']}: {keys}{on}"
+
+
+def _baseline(spec: dict) -> str:
+    return spec.get("baseline", "tiny-ci")
+
+
+def _steps(spec: dict) -> int:
+    return spec.get("steps", DEMO_STEPS)
 
 
 def _train(configs: dict[str, tuple[str, dict]], out: TextIO) -> None:
@@ -76,7 +109,7 @@ def _train(configs: dict[str, tuple[str, dict]], out: TextIO) -> None:
                if not (cache_dir() / f"{digest}.jsonl").exists()]
     if not missing:
         return
-    out.write(f"Training {len(missing)} tiny-ci runs for the demo (cached in {cache_dir()}) …\n")
+    out.write(f"Training {len(missing)} runs for the demo (cached in {cache_dir()}) …\n")
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="flightdeck-demo-") as scratch:
         for start in range(0, len(missing), PARALLEL_TRAINERS):
@@ -106,7 +139,7 @@ def _replay(run: Run, revision: tuple[str, bool]) -> None:
     attempts.attempt_started(attempt.pk, pid=None, pgid=None, code_revision=revision[0], code_dirty=revision[1])
     monitor.ingest(run, records)
     attempts.attempt_finish(attempt.pk, host=DEMO_HOST, state=RunStatus.SUCCEEDED, exit_code=0,
-                            reason=f"demo: replayed {DEMO_STEPS} steps of cached tiny-ci training")
+                            reason=f"demo: replayed {len(records)} steps of cached {run.recipe} training")
     # Keep the real training's wall time, so cost and throughput columns show real numbers.
     started, finished = (datetime.fromtimestamp(records[i]["time"], tz=dt_timezone.utc) for i in (0, -1))
     Attempt.objects.filter(pk=attempt.pk).update(started_at=started, finished_at=finished)
@@ -127,20 +160,22 @@ def seed(out: TextIO | None = None) -> None:
     if user is None or not specs:
         out.write(f"Experiments demo: {Study.objects.count()} studies (nothing to add).\n")
         return
-    plans = [(spec, plan_study(kind=spec["kind"], baseline="tiny-ci", ideas=[i.key for i in spec["ideas"]],
-                               seeds=DEMO_SEEDS, max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False)))
+    plans = [(spec, plan_study(kind=spec["kind"], baseline=_baseline(spec), ideas=[i.key for i in spec["ideas"]],
+                               seeds=DEMO_SEEDS, max_steps=_steps(spec),
+                               leave_one_out=spec.get("leave_one_out", False)))
              for spec in specs]
     _train({run.config_hash: (plan.baseline.recipe, run.overrides) for _, plan in plans for run in plan.runs}, out)
     revision = launcher.code_revision()
     for spec, _ in plans:
         with transaction.atomic():
-            study = services.study_launch(user=user, kind=spec["kind"], baseline="tiny-ci",
+            study = services.study_launch(user=user, kind=spec["kind"], baseline=_baseline(spec),
                                           ideas=[i.key for i in spec["ideas"]], seeds=DEMO_SEEDS,
-                                          max_steps=DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False),
+                                          max_steps=_steps(spec), leave_one_out=spec.get("leave_one_out", False),
                                           title=_title(spec))
             for run in study.runs.all():
                 _replay(run, revision)
-    out.write(f"Experiments demo: baselines tiny-ci, nano-baseline; {len(plans)} finished studies added.\n")
+    out.write(f"Experiments demo: baselines tiny-ci, nano-baseline, {CORPORA_BASELINE}, {FP4_BASELINE}; "
+              f"{len(plans)} finished studies added.\n")
 
 
 def start_live_demo_study() -> Study | None:

@@ -22,7 +22,7 @@ from experiments.execution.backends import backend_for
 from experiments.models import Backend, Baseline, Run, RunStatus, Study
 from ideas.models import Idea
 from ideas.patches import validate_recipe_patch
-from modelzoo.config import ConfigError, apply_overrides, load_recipe, validate_patch
+from modelzoo.config import ConfigError, apply_overrides, load_recipe, merge_overrides, validate_patch
 
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 16
@@ -213,7 +213,7 @@ def _planned_runs(baseline: Baseline, arms: list[ArmSpec], seeds: list[int], max
     errors: list[str] = []
     for arm in arms:
         for seed in seeds:
-            overrides = {**baseline.overrides, **arm.patch, "train.seed": seed, "train.max_steps": max_steps}
+            overrides = merge_overrides(baseline.overrides, arm.patch, {"train.seed": seed, "train.max_steps": max_steps})
             try:
                 resolved = apply_overrides(recipe, overrides)
             except ConfigError as error:

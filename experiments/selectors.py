@@ -19,6 +19,7 @@ from core.types import User
 from experiments.downsample import lttb_indices
 from experiments.models import LIVE_STATES, Arm, Attempt, Baseline, Metric, Run, RunStatus, Study, StudyIdea
 from experiments.visibility import run_q, study_q
+from modelzoo.catalogue import CorpusInfo, corpus_catalogue
 
 Series = tuple[np.ndarray, np.ndarray]
 
@@ -158,6 +159,24 @@ def final_values(run_ids: Iterable[int], name: str) -> dict[int, float]:
     return dict(rows.values_list("run_id", "value"))
 
 
+def metric_names(run_ids: Iterable[int], prefix: str) -> list[str]:
+    """The distinct metric names starting with ``prefix`` (e.g. ``val_loss/``) that any of the runs logged."""
+    rows = Metric.objects.filter(run_id__in=list(run_ids), name__startswith=prefix).values_list("name", flat=True)
+    return sorted(set(rows.distinct().order_by()))
+
+
+def final_values_by_name(run_ids: Iterable[int], prefix: str) -> dict[str, dict[int, float]]:
+    """Like :func:`final_values` for every metric whose name starts with ``prefix``, in one query:
+    ``{name: {run_id: value at the run's last logged step of that metric}}``."""
+    last_step = (Metric.objects.filter(run=OuterRef("run"), name=OuterRef("name")).order_by("-step")
+                 .values("step")[:1])
+    rows = Metric.objects.filter(run_id__in=list(run_ids), name__startswith=prefix, step=Subquery(last_step))
+    finals: dict[str, dict[int, float]] = {}
+    for run_id, name, value in rows.values_list("run_id", "name", "value"):
+        finals.setdefault(name, {})[run_id] = value
+    return finals
+
+
 def per_run_aggregate(run_ids: Iterable[int], name: str, how: str) -> dict[int, float]:
     """``{run_id: mean or max of metric name over its steps}`` (``how`` is "mean" or "max"), one query."""
     function = {"mean": Avg, "max": Max}[how]
@@ -209,3 +228,10 @@ def run_metric_series(run: Run, name: str, *, max_points: int | None = None) -> 
         keep = lttb_indices(steps.astype(np.float64), values, max_points)
         steps, values = steps[keep], values[keep]
     return MetricSeries(name, count, [[int(step), float(value)] for step, value in zip(steps, values)])
+
+
+def corpora_list(*, kind: str = "", origin: str = "") -> list[CorpusInfo]:
+    """The registered corpora recipes may name, optionally only one origin ("built-in" / "registered") or those
+    whose kind starts with ``kind`` (e.g. "prose"). Every signed-in user may use every registered corpus."""
+    return [info for info in corpus_catalogue()
+            if info.kind.startswith(kind) and (not origin or info.origin == origin)]

@@ -107,7 +107,8 @@ _DIFFERENCE_SCHEMA = {"type": "object", "nullable": True, "properties": {
 
 class StudyDetailSerializer(serializers.ModelSerializer):
     """A study with its arms (runs, final val loss per seed, seed stats, difference to baseline), all
-    runs, the overall status and the verdict. Needs ``context["results"]`` (``experiments.results``)."""
+    runs, the overall status and the verdict. Needs ``context["results"]`` (``experiments.results``); with
+    ``?metric=`` the arms' finals, differences and verdict are about that metric instead of ``val_loss``."""
 
     baseline = serializers.CharField(source="baseline.label")
     ideas = serializers.SerializerMethodField()
@@ -118,11 +119,13 @@ class StudyDetailSerializer(serializers.ModelSerializer):
     warnings = serializers.SerializerMethodField()
     marginals = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username")
+    metric = serializers.SerializerMethodField(help_text="the metric that final_val_loss, vs_baseline and the verdict compare")
 
     class Meta:
         model = Study
         fields = ["id", "title", "kind", "baseline", "ideas", "seeds", "max_steps", "leave_one_out", "resolutions",
-                  "backend", "status", "arms", "runs", "verdict", "warnings", "marginals", "created_by", "created_at"]
+                  "backend", "status", "arms", "runs", "metric", "verdict", "warnings", "marginals", "created_by",
+                  "created_at"]
 
     @property
     def _results(self) -> StudyResults:
@@ -149,6 +152,9 @@ class StudyDetailSerializer(serializers.ModelSerializer):
             for arm in study.arms.all()
         ]
 
+    def get_metric(self, study: Study) -> str:
+        return self._results.metric
+
     def get_verdict(self, study: Study) -> list[str]:
         return self._results.verdict
 
@@ -160,6 +166,11 @@ class StudyDetailSerializer(serializers.ModelSerializer):
     def get_marginals(self, study: Study) -> list[dict[str, Any]]:
         return [{"idea": marginal.idea_key, "text": text, "difference": _difference(marginal.difference)}
                 for marginal, text in zip(self._results.marginals, self._results.marginal_lines)]
+
+
+class StudyMetricQuerySerializer(StrictSerializer):
+    metric = serializers.CharField(max_length=64, default="val_loss",
+                                   help_text="a loss the runs logged, lower is better, e.g. val_loss/python-docs")
 
 
 class MetricQuerySerializer(StrictSerializer):
@@ -174,3 +185,34 @@ class MetricSeriesSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="points stored")
     points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
                                    help_text="[[step, value], ...] by step")
+
+
+class CorpusQuerySerializer(StrictSerializer):
+    kind = serializers.CharField(required=False, default="", help_text="only corpora whose kind starts with this, e.g. 'prose'")
+    origin = serializers.ChoiceField(choices=["built-in", "registered"], required=False, default="")
+    page = serializers.IntegerField(required=False, min_value=1)
+
+
+class CorpusSplitTokensSerializer(serializers.Serializer):
+    train = serializers.IntegerField()
+    val = serializers.IntegerField()
+
+
+class CorpusSerializer(serializers.Serializer):
+    """A corpus recipes may name in data.corpus / data.blend; figures come from its cached builds (null until
+    a run first uses it)."""
+
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    origin = serializers.CharField(help_text="built-in, or registered by an operator in FLIGHTDECK_CORPORA_DIR")
+    built = serializers.BooleanField()
+    size_bytes = serializers.IntegerField(allow_null=True)
+    files = serializers.IntegerField(allow_null=True)
+    train_files = serializers.IntegerField(allow_null=True)
+    val_files = serializers.IntegerField(allow_null=True)
+    tokens = serializers.DictField(child=CorpusSplitTokensSerializer(), help_text="tokenizer -> tokens per split")
+    usable_by = serializers.SerializerMethodField(help_text="who may name it in a recipe")
+
+    def get_usable_by(self, corpus: object) -> str:
+        return "everyone"

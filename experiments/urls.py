@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
     path("runs/<int:run_id>/rerun/", views.run_rerun, name="run_rerun"),
+    path("corpora/", views.corpus_list, name="corpus_list"),
     path("baselines/", views.baseline_list, name="baseline_list"),
     path("baselines/<slug:name>/", views.baseline_detail, name="baseline_detail"),
 ]

@@ -25,7 +25,7 @@ from experiments.forms import AblationForm, IntegrationForm
 from experiments.models import LIVE_STATES, Run, RunStatus, Study
 from experiments.permissions import can_manage_study
 from experiments.planning import plan_study
-from experiments.results import study_results, study_rows
+from experiments.results import study_results_with_corpora, study_rows
 from ideas import selectors as idea_selectors
 from ideas.lifecycle import OPEN_STATES, Status
 from ideas.models import Idea
@@ -99,9 +99,10 @@ def _smoothing(request: HttpRequest) -> float:
 
 
 def _results_context(request: HttpRequest, study: Study, live: bool) -> dict:
-    results = study_results(study)
+    results, corpus_results = study_results_with_corpora(study)
     smoothing = _smoothing(request)
-    return {"study": study, "results": results, "live": live, "smoothing": smoothing,
+    return {"study": study, "results": results, "corpus_results": corpus_results, "live": live,
+            "smoothing": smoothing,
             "smoothing_choices": charts.SMOOTHING_CHOICES,
             "charts": charts.cached_study_charts(study, results.arms, smoothing=smoothing)}
 
@@ -327,6 +328,11 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 # -------------------------------------------------------------------------------------------- baselines
+
+
+@login_required
+def corpus_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "experiments/corpus_list.html", {"corpora": selectors.corpora_list()})
 
 
 @login_required

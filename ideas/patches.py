@@ -5,18 +5,20 @@ _SCALARS = (str, int, float, bool)
 
 
 def _shape_errors(patch: dict) -> dict[str, str]:
-    """Entries that are not `dotted.key: JSON scalar or list`, keyed by the offending key."""
+    """Entries that are not `dotted.key: JSON scalar, list or flat object`, keyed by the offending key."""
     errors = {}
     for key, value in patch.items():
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
             errors[key] = f"{key!r}: keys must be dotted config paths such as 'moe.latent_size'"
-        elif not (isinstance(value, _SCALARS) or _is_scalar_list(value)):
-            errors[key] = f"{key}: value must be a JSON scalar or a list of scalars, got {type(value).__name__}"
+        elif not (isinstance(value, _SCALARS) or _is_flat_collection(value)):
+            errors[key] = (f"{key}: value must be a JSON scalar, a list of scalars or an object of scalars "
+                           f"(e.g. data.blend), got {type(value).__name__}")
     return errors
 
 
-def _is_scalar_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, _SCALARS) for item in value)
+def _is_flat_collection(value: Any) -> bool:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return items is not None and all(isinstance(item, _SCALARS) for item in items)
 
 
 def validate_recipe_patch(patch: Any) -> list[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelzoo.corpora import corpus_name_errors
 from modelzoo.moe_checks import moe_config_errors
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -136,6 +137,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     grad_clip: float = 1.0
+    # Regional compilation (HybridLM.compile_regions). Off by default: on this project's CPU boxes the first
+    # step costs one to three minutes of compilation (seconds with a warm cache), which only long runs repay.
+    compile: bool = False
 
 
 @dataclass
@@ -151,10 +155,20 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    corpus: str = "stdlib"  # "stdlib" or a directory of text files
+    corpus: str = "stdlib"  # a registered corpus (modelzoo.corpora); shorthand for the blend {corpus: 1}
+    blend: dict[str, float] = field(default_factory=dict)  # corpus -> weight, normalised; {} = use ``corpus``
+    eval_corpora: list[str] = field(default_factory=list)  # also report val_loss/<name> for these
     tokenizer: str = "byte"
     bpe_vocab_size: int = 512
     val_fraction: float = 0.05
+
+    def resolved_blend(self) -> dict[str, float]:
+        """The training mixture: ``blend`` when set, else all weight on ``corpus``."""
+        return dict(self.blend) if self.blend else {self.corpus: 1.0}
+
+    def evaluated_corpora(self) -> list[str]:
+        """Every corpus with its own validation loss: the blend's, then the evaluation-only ones."""
+        return sorted(set(self.resolved_blend()) | set(self.eval_corpora))
 
 
 @dataclass
@@ -236,7 +250,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 def _flatten(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and f"{prefix}{key}" not in STRUCTURED_KEYS:
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -280,7 +294,34 @@ def _first_field(section: str) -> str:
     return next(k for k in OVERRIDE_KEYS if k.startswith(section + ".")).split(".", 1)[1]
 
 
+STRUCTURED_KEYS = ("data.blend", "data.eval_corpora")  # the keys whose values are a JSON object or list
+
+
+def _coerce_blend(value: Any) -> dict[str, float]:
+    """A corpus -> weight mapping, normalised to sum to 1 and sorted by name (so equal mixes hash equally)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"data.blend: expected an object of corpus name -> weight, got {type(value).__name__} {value!r}")
+    for name, weight in value.items():
+        number = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+        if not number or weight < 0:
+            raise ConfigError(f"data.blend: the weight of {name!r} must be a number >= 0, got {weight!r}")
+    total = sum(value.values())
+    if value and total <= 0:
+        raise ConfigError("data.blend: at least one weight must be > 0")
+    return {name: value[name] / total for name in sorted(value)}
+
+
+def _coerce_name_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key}: expected a list of corpus names, got {type(value).__name__} {value!r}")
+    return sorted(set(value))
+
+
 def _coerce(key: str, value: Any) -> Any:
+    if key == "data.blend":
+        return _coerce_blend(value)
+    if key == "data.eval_corpora":
+        return _coerce_name_list(key, value)
     expected = OVERRIDE_KEYS[key]
     # bool is a subclass of int in Python, so it must be rejected explicitly for int/float keys.
     if expected is bool:
@@ -314,7 +355,19 @@ def _assign(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
         if key not in OVERRIDE_KEYS:
             raise ConfigError(_unknown_key_message(key))
         _set(updated, key, _coerce(key, value))
+    _settle_corpus_or_blend(updated.data, overrides)
     return updated
+
+
+def _settle_corpus_or_blend(data: DataConfig, overrides: dict[str, Any]) -> None:
+    """``data.corpus`` and ``data.blend`` say the same thing two ways: setting one replaces the other."""
+    sets_corpus, sets_blend = bool(overrides.get("data.corpus")), bool(overrides.get("data.blend"))
+    if sets_corpus and sets_blend:
+        raise ConfigError("data.blend: set either data.corpus (one corpus) or data.blend (a mixture), not both")
+    if sets_blend:
+        data.corpus = ""
+    elif sets_corpus:
+        data.blend = {}
 
 
 def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
@@ -324,6 +377,18 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     if errors:
         raise ConfigError("; ".join(errors))
     return updated
+
+
+def merge_overrides(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Override layers (e.g. a baseline's, then an arm's patch) as one; later layers win. A layer choosing the
+    data by ``data.corpus`` or ``data.blend`` replaces an earlier layer's choice made with the other key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, other in (("data.corpus", "data.blend"), ("data.blend", "data.corpus")):
+            if layer.get(key):
+                merged.pop(other, None)
+        merged.update(layer)
+    return merged
 
 
 def apply_model_overrides(model: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
@@ -354,7 +419,7 @@ def validate_patch(patch: Any) -> list[str]:
             errors.append(f"patch key {key!r} must be a string")
         elif key not in OVERRIDE_KEYS:
             errors.append(_unknown_key_message(key))
-        elif not isinstance(value, scalars):
+        elif not isinstance(value, scalars) and key not in STRUCTURED_KEYS:
             errors.append(f"{key}: value must be a JSON scalar (string, number, boolean), got {type(value).__name__}")
         else:
             try:
@@ -363,9 +428,10 @@ def validate_patch(patch: Any) -> list[str]:
                 errors.append(str(error))
     if errors:
         return errors
-    recipe = copy.deepcopy(load_recipe(DEFAULT_RECIPE))
-    for key, value in patch.items():
-        _set(recipe, key, _coerce(key, value))
+    try:
+        recipe = _assign(load_recipe(DEFAULT_RECIPE), patch)
+    except ConfigError as error:
+        return [str(error)]
     return cross_field_errors(recipe)
 
 
@@ -488,6 +554,9 @@ def cross_field_errors(recipe: Recipe) -> list[str]:
         value = getattr(optim, beta)
         if not 0 <= value < 1:
             errors.append(f"optim.{beta}: must be in [0, 1), got {value}")
+    blend_key = "data.blend" if data.blend else "data.corpus"
+    errors += corpus_name_errors(blend_key, list(data.resolved_blend()))
+    errors += corpus_name_errors("data.eval_corpora", data.eval_corpora)
     if not 0 < data.val_fraction < 1:
         errors.append(f"data.val_fraction: must be in (0, 1), got {data.val_fraction}")
     if data.tokenizer not in TOKENIZERS:

@@ -1,4 +1,5 @@
-"""Interchange with transformers' NemotronHForCausalLM: ``config.json`` + ``model.safetensors``.
+"""Interchange with transformers' NemotronHForCausalLM: ``config.json`` + ``model.safetensors``, and for runs
+trained with a subword tokenizer its ``tokenizer.json`` + ``tokenizer_config.json`` (``AutoTokenizer`` loads them).
 
 HybridLM's parameter names equal transformers' below the ``model.`` prefix, so conversion is a rename.
 MTP weights are stored under ``mtp.*`` (transformers ignores them on load). The full modelzoo model config
@@ -43,6 +44,8 @@ HF_MODEL_TYPE = "nemotron_h"
 HF_LAYER_TYPES = {"mamba": "linear_attention", "attention": "full_attention", "mlp": "mlp", "moe": "moe"}
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 
 class ExportError(ValueError):
@@ -236,8 +239,19 @@ def hf_state_dict(model: HybridLM) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def to_hf(model: HybridLM, out_dir: str | Path) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` loadable by ``transformers.NemotronHForCausalLM``.
+def _tokenizer_config(tokenizer_json: dict[str, Any]) -> dict[str, Any]:
+    """transformers' settings for a `tokenizers` file: a fast tokenizer whose first special token (our document
+    separator, id 0) also ends a text, so generation stops at a document boundary."""
+    separator = next((t["content"] for t in tokenizer_json.get("added_tokens", []) if t.get("id") == 0), None)
+    config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    if separator is not None:
+        config.update(eos_token=separator, bos_token=separator, pad_token=separator)
+    return config
+
+
+def to_hf(model: HybridLM, out_dir: str | Path, tokenizer: Path | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` loadable by ``transformers.NemotronHForCausalLM``, and
+    ``tokenizer`` (a `tokenizers` JSON file) beside them for ``AutoTokenizer``.
 
     The directory appears complete or not at all (written next to it, then renamed).
     """
@@ -251,6 +265,10 @@ def to_hf(model: HybridLM, out_dir: str | Path) -> Path:
     try:
         (staging / CONFIG_FILE).write_text(config)
         save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        if tokenizer is not None:
+            shutil.copyfile(tokenizer, staging / TOKENIZER_FILE)
+            tokenizer_config = _tokenizer_config(json.loads(tokenizer.read_text()))
+            (staging / TOKENIZER_CONFIG_FILE).write_text(json.dumps(tokenizer_config, indent=2))
         if out.exists():
             out.rmdir()
         os.rename(staging, out)
@@ -320,16 +338,25 @@ def _load_exactly(model: HybridLM, state: dict[str, torch.Tensor], source: str) 
 # ---------------------------------------------------------------- training checkpoints and CLI
 
 
+def _locate_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(checkpoint directory, run directory) of a run directory (newest checkpoint) or a ``checkpoints/step-N``."""
+    if (path / MARKER).is_file():
+        return path, path.parent.parent
+    latest = latest_checkpoint(path / "checkpoints")
+    if latest is None:
+        raise ExportError(f"{path}: neither a run directory with a complete checkpoint nor a checkpoint directory")
+    return latest[1], path
+
+
+def run_tokenizer(directory: str | Path) -> Path | None:
+    """The subword tokenizer a run was trained with (the trainer copies it into the run directory), if any."""
+    path = _locate_checkpoint(Path(directory))[1] / TOKENIZER_FILE
+    return path if path.is_file() else None
+
+
 def load_training_checkpoint(directory: str | Path) -> HybridLM:
     """The model of a training run directory (newest complete checkpoint) or of one ``checkpoints/step-N``."""
-    path = Path(directory)
-    if (path / MARKER).is_file():
-        step_dir, run_dir = path, path.parent.parent
-    else:
-        latest = latest_checkpoint(path / "checkpoints")
-        if latest is None:
-            raise ExportError(f"{path}: neither a run directory with a complete checkpoint nor a checkpoint directory")
-        step_dir, run_dir = latest[1], path
+    step_dir, run_dir = _locate_checkpoint(Path(directory))
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ExportError(f"{run_dir}: no {CONFIG_FILE} next to the checkpoints; cannot tell the model config")
@@ -350,11 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="output directory (must not exist or be empty)")
     args = parser.parse_args(argv)
     try:
-        out = to_hf(load_training_checkpoint(args.checkpoint), args.out)
+        tokenizer = run_tokenizer(args.checkpoint)
+        out = to_hf(load_training_checkpoint(args.checkpoint), args.out, tokenizer)
     except (ExportError, ConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {out / CONFIG_FILE} and {out / WEIGHTS_FILE}")
+    written = [CONFIG_FILE, WEIGHTS_FILE] + ([TOKENIZER_FILE, TOKENIZER_CONFIG_FILE] if tokenizer else [])
+    print("wrote " + ", ".join(str(out / name) for name in written))
     return 0
 
 

@@ -10,8 +10,6 @@ all layers.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 RHT_SIZE = 16
@@ -28,12 +26,19 @@ def hadamard_matrix(size: int) -> torch.Tensor:
     return matrix / size**0.5
 
 
-@functools.cache
-def random_hadamard(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The fixed 16x16 random Hadamard matrix ``H diag(s)`` used by every layer, on ``device`` in ``dtype``."""
+def _random_hadamard_float64() -> torch.Tensor:
     generator = torch.Generator().manual_seed(RHT_SEED)
     signs = torch.randint(0, 2, (RHT_SIZE,), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
-    return (hadamard_matrix(RHT_SIZE) * signs).to(device=device, dtype=dtype)
+    return hadamard_matrix(RHT_SIZE) * signs
+
+
+# Drawn once at import: a generator built inside traced code would break torch.compile's graph.
+_RANDOM_HADAMARD = _random_hadamard_float64()
+
+
+def random_hadamard(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The fixed 16x16 random Hadamard matrix ``H diag(s)`` used by every layer, on ``device`` in ``dtype``."""
+    return _RANDOM_HADAMARD.to(device=device, dtype=dtype)
 
 
 def rotate_rows(x: torch.Tensor) -> torch.Tensor:

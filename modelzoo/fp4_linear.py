@@ -75,24 +75,26 @@ def weight_gradient(dy: torch.Tensor, x: torch.Tensor, fp4: FP4Config, *, quanti
 
 class _NVFP4Linear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, fp4: FP4Config, stats: FP4Stats | None):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, fp4: FP4Config):  # type: ignore[override]
+        """Returns the output and the relative errors of the quantized activation and weight."""
         dtype = _accumulation_dtype(x.dtype)
         x2 = x.reshape(-1, x.shape[-1]).to(dtype)
         w = weight.to(dtype)
         qx = quantize_dequantize(x2)
         qw = quantize_dequantize(w, blocks="2d" if fp4.weight_2d_blocks else "1d")
         y = qx @ qw.t() if bias is None else torch.addmm(bias.to(dtype), qx, qw.t())
-        if stats is not None:
-            stats.activation_error = _relative_error(qx, x2)
-            stats.weight_error = _relative_error(qw, w)
+        # The errors leave as outputs, not by writing to an object: torch.compile traces this function as a
+        # subgraph, and tensors escaping it through side effects cannot be captured.
+        errors = (_relative_error(qx, x2), _relative_error(qw, w))
+        ctx.mark_non_differentiable(*errors)
         # 16x16 tiles give dgrad the very same quantized weight; 1x16 blocks must be redone along ``out``.
         ctx.save_for_backward(x2, qw if fp4.weight_2d_blocks else w)
         ctx.fp4 = fp4
         ctx.shapes = (x.shape, x.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return y.reshape(*x.shape[:-1], weight.shape[0]).to(x.dtype)
+        return y.reshape(*x.shape[:-1], weight.shape[0]).to(x.dtype), *errors
 
     @staticmethod
-    def backward(ctx, dy):  # type: ignore[override]
+    def backward(ctx, dy, _activation_error, _weight_error):  # type: ignore[override]
         x2, w = ctx.saved_tensors
         fp4: FP4Config = ctx.fp4
         x_shape, x_dtype, w_dtype, b_dtype = ctx.shapes
@@ -106,7 +108,7 @@ class _NVFP4Linear(torch.autograd.Function):
             dw = weight_gradient(dy2, x2, fp4).to(w_dtype)
         if b_dtype is not None and ctx.needs_input_grad[2]:
             db = dy2.sum(0).to(b_dtype)
-        return dx, dw, db, None, None
+        return dx, dw, db, None
 
 
 def linear_fn(
@@ -125,7 +127,10 @@ def linear_fn(
         return F.linear(x, weight, bias)
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear_fn: x has {x.shape[-1]} features but weight expects {weight.shape[-1]}")
-    return _NVFP4Linear.apply(x, weight, bias, fp4, stats)
+    y, activation_error, weight_error = _NVFP4Linear.apply(x, weight, bias, fp4)
+    if stats is not None:
+        stats.activation_error, stats.weight_error = activation_error, weight_error
+    return y
 
 
 class FP4Linear(nn.Linear):

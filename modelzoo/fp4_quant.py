@@ -114,11 +114,15 @@ def quantize(
     generator: torch.Generator | None = None,
     axis: int = -1,
     overwrite: bool = False,
+    scale_groups: torch.Tensor | None = None,
+    num_scale_groups: int = 0,
 ) -> NVFP4Tensor:
     """Quantize ``x`` to NVFP4; 1-D blocks run along ``axis`` (-1 or -2), 2-D blocks tile the last two dims.
 
     ``overwrite=True`` lets the elements reuse ``x``'s storage when ``x`` is float32 and contiguous, for callers
-    that no longer need ``x``.
+    that no longer need ``x``. ``scale_groups`` (int64 ids in ``[0, num_scale_groups)``, broadcastable against
+    the blocked layout ``(batch, row_blocks, 1, col_blocks, 1)``) splits the tensor into parts that each get
+    their own tensor scale, as if each part were quantized on its own (the experts of a grouped GEMM).
     """
     if rounding not in ("nearest", "stochastic"):
         raise ValueError(f"fake_quantize: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
@@ -127,7 +131,12 @@ def quantize(
     blocked, private = _to_blocked(x, *_block_shape(blocks, axis))
     magnitudes = blocked.abs()
     block_amax = _block_amax(magnitudes)
-    tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
+    if scale_groups is not None:
+        ids = scale_groups.expand_as(block_amax).flatten()
+        group_amax = block_amax.new_zeros(num_scale_groups).scatter_reduce_(0, ids, block_amax.flatten(), "amax")
+        tensor_amax = group_amax[scale_groups]
+    else:
+        tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
     # Clamping keeps an all-zero tensor finite: its block scales round to 0 and it decodes to exact zeros.
     tensor_scale = (E2M1.max_value * E4M3.max_value / tensor_amax).clamp(max=_FLOAT32_MAX)
     block_scales = round_e4m3(block_amax * (tensor_scale / E2M1.max_value))
@@ -165,7 +174,13 @@ def quantize_dequantize(
     generator: torch.Generator | None = None,
     axis: int = -1,
     overwrite: bool = False,
+    scale_groups: torch.Tensor | None = None,
+    num_scale_groups: int = 0,
 ) -> torch.Tensor:
-    """``fake_quantize`` with the extra controls of ``quantize`` (block axis, reuse of ``x``'s storage)."""
-    quantized = quantize(x, blocks=blocks, rounding=rounding, generator=generator, axis=axis, overwrite=overwrite)
+    """``fake_quantize`` with the extra controls of ``quantize`` (block axis, reuse of ``x``'s storage, groups
+    with their own tensor scale)."""
+    quantized = quantize(
+        x, blocks=blocks, rounding=rounding, generator=generator, axis=axis, overwrite=overwrite,
+        scale_groups=scale_groups, num_scale_groups=num_scale_groups,
+    )
     return _decode_(quantized.elements, quantized)  # nothing else holds the elements, so decode them in place

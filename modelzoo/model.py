@@ -21,7 +21,7 @@ from modelzoo.backends import resolve_kernels
 from modelzoo.blocks import Block, LayerCache, run_blocks
 from modelzoo.config import ConfigError, FP4Config, ModelConfig, model_config_errors
 from modelzoo.generation import GenerationResult, generate_greedy
-from modelzoo.mamba2 import Mamba2Mixer
+from modelzoo.mamba2 import Mamba2Mixer, mixer_core
 from modelzoo.mtp import MultiTokenPrediction, cross_entropy
 from modelzoo.norms import RMSNorm
 
@@ -96,7 +96,8 @@ class HybridLM(nn.Module):
         moe_aux_loss = sum((stats["aux_loss"] for stats in moe_stats), torch.zeros((), device=logits.device))
         if loss is not None:
             loss = loss + moe_aux_loss
-        imbalance = [float(stats["imbalance"]) for stats in moe_stats]
+        # One read of the device for all MoE layers; the layers themselves keep their statistics as tensors.
+        imbalance = torch.stack([stats["imbalance"] for stats in moe_stats]).tolist() if moe_stats else []
         aux.update(
             moe_aux_loss=moe_aux_loss,
             moe_imbalance=sum(imbalance) / len(imbalance) if imbalance else None,
@@ -106,6 +107,25 @@ class HybridLM(nn.Module):
         fp4_stats = fp4_module.collect_stats(self) if self.cfg.fp4.enabled else {}
         aux.update(fp4_error=fp4_stats.get("fp4_error"), fp4_stats=fp4_stats)
         return ModelOutput(loss=loss, logits=logits, aux=aux)
+
+    def compile_regions(self, **compile_options: Any) -> None:
+        """Compile each block on its own with ``torch.compile`` (regional compilation).
+
+        Compiling the whole model recompiles on every step and takes minutes; blocks are small, repeat, and
+        have static shapes. The Mamba-2 core (conv, scan, gated norm) is one compiled function shared by all
+        Mamba layers, so it compiles once; the rest of a Mamba block stays eager. Attention, MLP and MoE blocks
+        are compiled whole. Compilation itself happens lazily, during the first training step (forward and
+        backward), which is where callers should measure it. ``compile_options`` go to ``torch.compile``.
+        """
+        shared_core = torch.compile(mixer_core, **compile_options)
+        blocks = list(self.layers)
+        if self.mtp is not None:
+            blocks += [block for depth in self.mtp.depths for block in depth.layers]
+        for block in blocks:
+            if block.kind == "mamba":
+                block.mixer.compiled_core = shared_core
+            else:
+                block.compile(**compile_options)
 
     def new_caches(self, batch: int) -> list[LayerCache]:
         device = self.embeddings.weight.device

@@ -14,6 +14,8 @@ from torch import nn
 
 from modelzoo.config import ConfigError, FP4Config, ModelConfig
 from modelzoo.fp4 import FP4Stats, linear_fn, make_linear
+from modelzoo.fp4_grouped import grouped_linear_fp4
+from modelzoo.grouped_mm import grouped_linear
 from modelzoo.mlp import MLP
 from modelzoo.moe_checks import moe_config_errors
 from modelzoo.moe_router import TopkRouter, load_balancing_loss
@@ -29,33 +31,51 @@ class Experts(nn.Module):
         self.up_proj = nn.Parameter(torch.empty(num_experts, intermediate_size, width))
         self.down_proj = nn.Parameter(torch.empty(num_experts, width, intermediate_size))
 
-    def forward(self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor, counts: torch.Tensor
+    ) -> torch.Tensor:
         """``sum_j weights[n, j] * expert_{experts[n, j]}(x[n])`` for every token n of ``x`` [N, W].
 
-        Assignments are sorted by expert so each expert runs one GEMM pair on a contiguous slice;
-        ``counts[e]`` is the number of assignments of expert e. Accumulates in float32 like transformers.
+        Assignments are sorted by expert so each expert's rows are one contiguous segment; ``counts`` [E] holds
+        the number of assignments of each expert. Shapes depend on N and k only, never on the routing.
+        Accumulates in float32 like transformers.
         """
         num_tokens, top_k = experts.shape
-        order = experts.flatten().argsort(stable=True)  # assignment slots grouped by expert
+        sorted_experts, order = experts.flatten().sort(stable=True)  # assignment slots grouped by expert
         token_of_row = order // top_k
         rows = x.index_select(0, token_of_row)
-        # unbind once: indexing up_proj[e] per expert would make backward build E full-size zero gradients.
-        ups, downs = self.up_proj.unbind(0), self.down_proj.unbind(0)
-        outputs = [self._expert(segment, ups[e], downs[e]) for e, segment in enumerate(rows.split(counts)) if counts[e]]
-        weighted = torch.cat(outputs) * weights.flatten()[order].unsqueeze(-1)
+        offsets = counts.cumsum(0).to(torch.int32)
+        if self.fp4 is not None and self.fp4.enabled:
+            hidden = grouped_linear_fp4(rows, self.up_proj, offsets, sorted_experts, self.fp4)[0]
+            outputs, *errors = grouped_linear_fp4(
+                torch.relu(hidden).square(), self.down_proj, offsets, sorted_experts, self.fp4
+            )
+            self.fp4_stats.activation_error, self.fp4_stats.weight_error = errors  # of the latest GEMM, as linear_fn
+        else:
+            hidden = torch.relu(grouped_linear(rows, self.up_proj.to(rows.dtype), offsets)).square()
+            outputs = grouped_linear(hidden, self.down_proj.to(rows.dtype), offsets)
+        weighted = outputs * weights.flatten()[order].unsqueeze(-1)
         combined = torch.zeros(num_tokens, x.shape[-1], dtype=weighted.dtype, device=x.device)
         return combined.index_add_(0, token_of_row, weighted).to(x.dtype)
 
-    def _expert(self, rows: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
-        """Nemotron-H's ungated squared-ReLU MLP ``down(relu(up(rows))**2)`` of one expert."""
-        hidden = torch.relu(linear_fn(rows, up, self.fp4, stats=self.fp4_stats)).square()
-        return linear_fn(hidden, down, self.fp4, stats=self.fp4_stats)
+    def _fp4_experts_ref(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Nemotron-H's ungated squared-ReLU MLP ``down(relu(up(rows))**2)`` per expert segment through
+        ``linear_fn``, NVFP4-emulated: the reference for the grouped NVFP4 path (each expert's GEMMs quantize
+        their own operands, with their own tensor scales)."""
+        # unbind once: indexing up_proj[e] per expert would make backward build E full-size zero gradients.
+        ups, downs = self.up_proj.unbind(0), self.down_proj.unbind(0)
+        outputs = []
+        for expert, segment in enumerate(rows.split(counts)):
+            if counts[expert]:
+                hidden = torch.relu(linear_fn(segment, ups[expert], self.fp4, stats=self.fp4_stats)).square()
+                outputs.append(linear_fn(hidden, downs[expert], self.fp4, stats=self.fp4_stats))
+        return torch.cat(outputs)
 
 
 class MoE(nn.Module):
     """``forward(x [B, T, H]) -> (y [B, T, H], stats)``; stats: ``aux_loss`` (sequence-wise balancing loss times
     ``aux_loss_coef``, scalar tensor), ``expert_load`` ([E] share of assignments per expert), ``imbalance``
-    (max/mean load, float). All GEMMs but the router's go through ``modelzoo.fp4`` (NVFP4 when ``fp4`` is on)."""
+    (max/mean load, 0-d tensor: statistics stay on the device until the model reads them). All GEMMs but the router's go through ``modelzoo.fp4`` (NVFP4 when ``fp4`` is on)."""
 
     def __init__(self, cfg: ModelConfig, fp4: FP4Config | None):
         super().__init__()
@@ -82,7 +102,10 @@ class MoE(nn.Module):
         tokens = x.reshape(-1, hidden_size)
         # The router reads the full-width hidden state, before any latent projection (as transformers does).
         routing = self.gate(tokens)
-        expert_counts = torch.bincount(routing.experts.flatten(), minlength=self.num_experts)
+        flat_experts = routing.experts.flatten()
+        # Counted on the device (no bincount, whose output size depends on the data and syncs with the host).
+        expert_counts = torch.zeros(self.num_experts, dtype=torch.long, device=x.device)
+        expert_counts.scatter_add_(0, flat_experts, torch.ones_like(flat_experts))
         if self.training and self.gate.bias_update_rate > 0:
             # Once per training forward; activation checkpointing that re-runs this forward would step it twice.
             self.gate.update_bias(expert_counts)
@@ -90,18 +113,15 @@ class MoE(nn.Module):
         expert_in = tokens
         if self.fc1_latent_proj is not None:
             expert_in = self.fc1_latent_proj(tokens)
-        counts = expert_counts.tolist()  # the one host sync: segment sizes for the expert loop
-        routed = self.experts(expert_in, routing.experts, routing.weights, counts)
+        routed = self.experts(expert_in, routing.experts, routing.weights, expert_counts)
         if self.fc2_latent_proj is not None:
             routed = self.fc2_latent_proj(routed)
         y = routed.view_as(x)
         if self.shared_experts is not None:
             y = y + self.shared_experts(x)
-        return y, self._stats(routing.scores, routing.experts, expert_counts, counts, batch)
+        return y, self._stats(routing.scores, routing.experts, expert_counts, batch)
 
-    def _stats(
-        self, scores: torch.Tensor, experts: torch.Tensor, expert_counts: torch.Tensor, counts: list[int], batch: int
-    ) -> dict:
+    def _stats(self, scores: torch.Tensor, experts: torch.Tensor, expert_counts: torch.Tensor, batch: int) -> dict:
         if self.aux_loss_coef > 0:
             aux_loss = self.aux_loss_coef * load_balancing_loss(scores, experts, num_groups=batch)
         else:
@@ -109,6 +129,5 @@ class MoE(nn.Module):
         return {
             "aux_loss": aux_loss,
             "expert_load": expert_counts.float() / experts.numel(),
-            "imbalance": max(counts) * self.num_experts / experts.numel(),
+            "imbalance": expert_counts.max().float() * (self.num_experts / experts.numel()),
         }
-

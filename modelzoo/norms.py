@@ -34,9 +34,16 @@ class GatedRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        wide = at_least_float32(x.dtype)
-        gated = x.to(wide) * F.silu(gate.to(wide))
-        grouped = gated.unflatten(-1, (self.n_groups, -1))
-        normed = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
-        # Nemotron-H casts back to the input dtype before applying the weight.
-        return self.weight * normed.flatten(-2).to(x.dtype)
+        return gated_rms_norm(x, gate, self.weight, self.n_groups, self.eps)
+
+
+def gated_rms_norm(
+    x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, n_groups: int, eps: float
+) -> torch.Tensor:
+    """``GatedRMSNorm`` as a function of its weight, for code that runs with parameters passed in."""
+    wide = at_least_float32(x.dtype)
+    gated = x.to(wide) * F.silu(gate.to(wide))
+    grouped = gated.unflatten(-1, (n_groups, -1))
+    normed = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + eps)
+    # Nemotron-H casts back to the input dtype before applying the weight.
+    return weight * normed.flatten(-2).to(x.dtype)

@@ -1,5 +1,5 @@
 """The files a run directory holds (docs/contracts.md): config.json, status.json, metrics.jsonl, train.log,
-and the checkpoints/ folder. Only the rank-0 process writes them.
+tokenizer.json (subword tokenizers only) and the checkpoints/ folder. Only the rank-0 process writes them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ STATUSES = ("running", "succeeded", "failed", "preempted")
 CONFIG_FILE, STATUS_FILE, METRICS_FILE, LOG_FILE, CHECKPOINTS_DIR = (
     "config.json", "status.json", "metrics.jsonl", "train.log", "checkpoints",
 )
+TOKENIZER_FILE = "tokenizer.json"  # subword tokenizers only: the one the run's shards were made with
 # A complete checkpoint is a directory ``checkpoints/step-<N>`` (written under a temporary name, then renamed).
 CHECKPOINT_DIR = re.compile(r"^step-(\d+)$")
 # The trainer's exit codes: training failed (status.json says why), or its input was refused (one stderr line).
@@ -38,6 +39,7 @@ class RunFiles:
         self.metrics = out / METRICS_FILE
         self.log = out / LOG_FILE
         self.checkpoints = out / CHECKPOINTS_DIR
+        self.tokenizer = out / TOKENIZER_FILE
 
     def ensure_writable(self) -> None:
         """Create the directory and prove a file can be written there, or raise :class:`RunDirError`."""
@@ -52,6 +54,9 @@ class RunFiles:
     def write_config(self, recipe_dict: dict[str, Any], config_hash: str) -> None:
         payload = {"recipe": recipe_dict, "hash": config_hash}
         replace_atomically(self.config, (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
+
+    def write_tokenizer(self, payload: bytes) -> None:
+        replace_atomically(self.tokenizer, payload)
 
     def write_status(self, status: str, step: int, max_steps: int, reason: str = "") -> None:
         if status not in STATUSES:

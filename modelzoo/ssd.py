@@ -37,7 +37,12 @@ def ssd_chunked(
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chunked SSD; returns ``(y [b, l, h, p], final_state [b, h, p, n])``."""
+    """Chunked SSD; returns ``(y [b, l, h, p], final_state [b, h, p, n])``.
+
+    Token-major: tensors keep the ``[b, c, L, ...]`` layout of the input (c = chunk, L = position in chunk) so
+    that x and y are reshaped, not copied, and the heads r of a group are folded into the matmul dimension of
+    every contraction with B or C, which the heads share (r = heads per group, p = head_dim, n = state_size).
+    """
     batch, length, heads, head_dim = x.shape
     groups, state_size = B.shape[2], B.shape[3]
     per_group = heads // groups
@@ -47,41 +52,42 @@ def ssd_chunked(
         x, dt, B, C = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x, dt, B, C))
     chunks = x.shape[1] // chunk_size
     dtype = x.dtype
+    shape = (batch, chunks, chunk_size, groups)
 
-    # Work head-major, [b, g, r, c, L, ...] (r = heads per group, c = chunk, L = position in chunk), so every
-    # contraction below is a plain batched matmul; B and C broadcast over the r heads of their group.
-    def head_major(t: torch.Tensor, inner: int) -> torch.Tensor:
-        return t.reshape(batch, chunks, chunk_size, groups, -1, inner).permute(0, 3, 4, 1, 2, 5)
+    cum = (dt * A.to(dtype)).view(*shape, per_group).cumsum(2)  # [b, c, L, g, r]
+    xdt = (x * dt[..., None]).view(*shape, per_group, head_dim)  # [b, c, L, g, r, p]
+    Bc = B.view(*shape, state_size).transpose(2, 3)  # [b, c, g, L, n]
+    Cc = C.view(*shape, state_size).transpose(2, 3)
 
-    log_decay = head_major(dt * A.to(dtype), 1)[..., 0]  # [b, g, r, c, L]
-    cum = log_decay.cumsum(-1)
-    xdt = head_major(x * dt[..., None], head_dim)  # [b, g, r, c, L, p]
-    Bc = head_major(B, state_size)  # [b, g, 1, c, L, n]
-    Cc = head_major(C, state_size)
+    # 1. within each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) xdt_j, one L x L matrix per head.
+    scores = (Cc @ Bc.transpose(-1, -2)).unsqueeze(3)  # [b, c, g, 1, L, L]
+    decay = _segment_decay(cum.permute(0, 1, 3, 4, 2))  # [b, c, g, r, L, L]
+    y_diag = (scores * decay) @ xdt.permute(0, 1, 3, 4, 2, 5)  # [b, c, g, r, L, p]
 
-    # 1. within each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) xdt_j
-    scores = Cc @ Bc.transpose(-1, -2)  # [b, g, 1, c, L, L]
-    y = (scores * _segment_decay(cum)) @ xdt
-
-    # 2. state each chunk contributes at its end: sum_j exp(cum_last - cum_j) xdt_j B_j^T  -> [b, g, r, c, p, n]
-    to_end = torch.exp(cum[..., -1:] - cum)
-    chunk_states = (xdt * to_end[..., None]).transpose(-1, -2) @ Bc
+    # 2. state each chunk contributes at its end, sum_j exp(cum_last - cum_j) xdt_j B_j^T: heads fold into rows.
+    to_end = torch.exp(cum[:, :, -1:] - cum)  # [b, c, L, g, r]
+    weighted = (xdt * to_end[..., None]).flatten(-2).transpose(2, 3)  # [b, c, g, L, r*p]
+    chunk_states = weighted.transpose(-1, -2) @ Bc  # [b, c, g, r*p, n]
 
     # 3. carry states across chunk boundaries: entering chunk k = sum_{z<=k} decay(z -> k) * source_z,
     #    where source_0 is the initial state and source_{z+1} the state chunk z produced.
+    chunk_states = chunk_states.view(batch, chunks, groups, per_group, head_dim * state_size)
     if initial_state is None:
-        initial = torch.zeros_like(chunk_states[:, :, :, :1])
+        initial = torch.zeros_like(chunk_states[:, :1])
     else:
-        initial = initial_state.to(dtype).view(batch, groups, per_group, 1, head_dim, state_size)
-    sources = torch.cat([initial, chunk_states], dim=3)  # [b, g, r, c+1, p, n]
-    chunk_cum = F.pad(cum[..., -1], (1, 0)).cumsum(-1)  # [b, g, r, c+1]
-    carry = _segment_decay(chunk_cum)  # [b, g, r, c+1, c+1]
-    entering = (carry @ sources.flatten(-2)).view_as(sources)
+        initial = initial_state.to(dtype).reshape(batch, 1, groups, per_group, head_dim * state_size)
+    sources = torch.cat([initial, chunk_states], dim=1).permute(0, 2, 3, 1, 4)  # [b, g, r, c+1, p*n]
+    chunk_cum = F.pad(cum[:, :, -1].permute(0, 2, 3, 1), (1, 0)).cumsum(-1)  # [b, g, r, c+1]
+    entering = _segment_decay(chunk_cum) @ sources  # [b, g, r, c+1, p*n]
 
-    # 4. contribution of the entering state to each position: exp(cum_i) * (C_i . state)
-    y = y + (Cc @ entering[:, :, :, :-1].transpose(-1, -2)) * torch.exp(cum)[..., None]
+    # 4. contribution of the entering state to each position, exp(cum_i) * (C_i . state): heads fold into columns.
+    into_chunk = entering[:, :, :, :-1].unflatten(-1, (head_dim, state_size))  # [b, g, r, c, p, n]
+    into_chunk = into_chunk.permute(0, 3, 1, 5, 2, 4).flatten(-2)  # [b, c, g, n, r*p]
+    y_off = (Cc @ into_chunk).unflatten(-1, (per_group, head_dim))  # [b, c, g, L, r, p]
+    y_off = y_off * torch.exp(cum).transpose(2, 3)[..., None]
 
-    y = y.permute(0, 3, 4, 1, 2, 5).reshape(batch, chunks * chunk_size, heads, head_dim)[:, :length]
+    y = (y_off + y_diag.transpose(3, 4)).transpose(2, 3)  # [b, c, L, g, r, p]
+    y = y.reshape(batch, chunks * chunk_size, heads, head_dim)[:, :length]
     final_state = entering[:, :, :, -1].reshape(batch, heads, head_dim, state_size)
     return y, final_state
 

@@ -23,6 +23,8 @@ class Tokenizer(Protocol):
 
     def encode(self, data: bytes) -> np.ndarray: ...
 
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]: ...
+
     def decode(self, ids: Iterable[int]) -> str: ...
 
 
@@ -33,6 +35,9 @@ class ByteTokenizer:
 
     def encode(self, data: bytes) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8).astype(np.uint16)
+
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]:
+        return [self.encode(document) for document in documents]
 
     def decode(self, ids: Iterable[int]) -> str:
         return bytes(int(i) for i in ids if i != SEPARATOR_ID).decode("utf-8", errors="replace")
@@ -51,8 +56,16 @@ class BPETokenizer:
         ids = self._tokenizer.encode(data.decode("utf-8"), add_special_tokens=False).ids
         return np.asarray(ids, dtype=np.uint16)
 
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]:
+        """Like :meth:`encode` per document, with the documents spread over the CPU cores (in Rust)."""
+        encodings = self._tokenizer.encode_batch([d.decode("utf-8") for d in documents], add_special_tokens=False)
+        return [np.asarray(encoding.ids, dtype=np.uint16) for encoding in encodings]
+
     def decode(self, ids: Iterable[int]) -> str:
         return self._tokenizer.decode([int(i) for i in ids])
+
+    def save(self, path: Path) -> None:
+        self._tokenizer.save(str(path))
 
 
 def train_bpe(texts: Iterable[bytes], vocab_size: int, path: Path) -> BPETokenizer:

@@ -8,14 +8,18 @@ continues one history. wandb's files live in ``<run dir>/wandb``.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelzoo.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 WANDB_MODES = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "flightdeck"
@@ -68,8 +72,20 @@ class Tracker:
 
     def log(self, record: dict[str, Any], step: int) -> None:
         if self._run is not None:
-            self._run.log({k: v for k, v in record.items() if v is not None and k != "step"}, step=step)
+            self._mirror(lambda run: run.log({k: v for k, v in record.items() if v is not None and k != "step"},
+                                             step=step))
 
     def finish(self, exit_code: int) -> None:
         if self._run is not None:
-            self._run.finish(exit_code=exit_code)
+            self._mirror(lambda run: run.finish(exit_code=exit_code))
+
+    def _mirror(self, call: Callable[[Any], None]) -> None:
+        """wandb only mirrors metrics.jsonl, so losing it never fails training. It does get lost: a Slurm stop
+        (scancel, requeue, time limit) sends SIGTERM to every process of the job, wandb's service included, while
+        the trainer still finishes its step and checkpoints. Mirroring stops after the first failure."""
+        try:
+            call(self._run)
+        except Exception as error:  # noqa: BLE001 - wandb raises many kinds; none may stop a run
+            log.warning("wandb stopped mirroring this run (%s: %s); metrics.jsonl has everything",
+                        type(error).__name__, error)
+            self._run = None

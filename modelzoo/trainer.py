@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import resource
 import signal
 import sys
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from modelzoo.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, save_checkpoint
 from modelzoo.config import ConfigError, Recipe
-from modelzoo.data import BatchSampler, CorpusError, build_corpus, validation_batches
+from modelzoo.data import BlendSampler, CorpusError, build_blend, validation_batches
 from modelzoo.distributed import Dist, any_rank, barrier, gather_objects, mean_across_ranks
 from modelzoo.model import HybridLM
 from modelzoo.rng_state import capture_rng, restore_rng, seed_everything
@@ -39,6 +40,13 @@ from modelzoo.tracking import Tracker, TrackingOptions, new_run_id, resolve_mode
 log = logging.getLogger("modelzoo.train")
 STATUS_EVERY_SECONDS = 10.0
 _CHECKPOINT_TENSORS = ["model", "optimizer", "rng"]
+
+
+def use_inductor_cache() -> None:
+    """Keep torch.compile's inductor cache under the var directory, so that repeated runs start warm (an explicit
+    ``TORCHINDUCTOR_CACHE_DIR`` wins)."""
+    var_dir = Path(os.environ.get("FLIGHTDECK_VAR_DIR") or "var")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str((var_dir / "inductor-cache").resolve()))
 
 
 class TrainingFailure(RuntimeError):
@@ -62,12 +70,16 @@ class RunOptions:
 
 
 class StopRequest:
-    """Set by SIGTERM / SIGINT; the loop finishes its step, checkpoints and exits as ``preempted``."""
+    """Set by SIGTERM / SIGINT / SIGUSR2; the loop finishes its step, checkpoints and exits as ``preempted``.
+
+    SIGUSR2 is Slurm's warning before a job's time limit (``--signal``): Slurm sends it to every process of the
+    job, the trainer included, whose default action would be to die on the spot."""
 
     def __init__(self) -> None:
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR2", None)):
+            if sig is not None:
+                signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -142,6 +154,8 @@ class Run:
         self.stats = IntervalStats()
         self.wandb_id = options.tracking.run_id
         self._last_status = 0.0
+        self.compile_pending = options.recipe.train.compile  # regions compile during this process's first step
+        self.compile_seconds: float | None = None  # that step's time, until a record reports it
 
     # ------------------------------------------------------------ set-up
 
@@ -153,6 +167,9 @@ class Run:
         self._build_data()
         seed_everything(self.cfg.seed)
         self.model = HybridLM(self.recipe.model).to(self.ctx.device)
+        if self.cfg.compile:
+            use_inductor_cache()
+            self.model.compile_regions()
         self.optimizer = build_optimizer(self.model, self.recipe.optim)
         if resume_from:
             self._restore(*resume_from)
@@ -175,23 +192,34 @@ class Run:
         failure: CorpusError | None = None
         if self.ctx.is_main:
             try:
-                corpus = build_corpus(self.recipe.data)
+                blend = build_blend(self.recipe.data)
             except CorpusError as error:
                 failure = error
         barrier(self.ctx)
         if failure is not None:
             raise failure
         if not self.ctx.is_main:
-            corpus = build_corpus(self.recipe.data)
-        log.info("corpus %s: %s tokens (train/val), built in %.2fs", corpus.directory, corpus.meta["tokens"],
-                 corpus.meta["build_seconds"])
-        if corpus.tokenizer.vocab_size > self.recipe.model.vocab_size:
+            blend = build_blend(self.recipe.data)
+        for name, corpus in blend.corpora.items():
+            log.info("corpus %s: %s tokens (train/val)", name,
+                     {split: len(getattr(corpus, split)) for split in ("train", "val")})
+        if blend.vocab_size > self.recipe.model.vocab_size:
             raise ConfigError(
-                f"vocab_size: {self.recipe.model.vocab_size} is smaller than the tokenizer's {corpus.tokenizer.vocab_size}"
+                f"vocab_size: {self.recipe.model.vocab_size} is smaller than the tokenizer's {blend.vocab_size}"
             )
-        self.sampler = BatchSampler(corpus.train, self.cfg.seq_len, self.cfg.batch_size, self.cfg.seed,
-                                    self.ctx.rank, self.ctx.world_size)
-        self.val_batches = validation_batches(corpus.val, self.cfg.seq_len, self.cfg.batch_size, self.cfg.eval_batches)
+        tokenizer_file = next((c.directory / "tokenizer.json" for c in blend.corpora.values()
+                               if (c.directory / "tokenizer.json").is_file()), None)
+        if tokenizer_file is not None and self.ctx.is_main:
+            # Beside the checkpoints, so an export ships the tokenizer the model was trained with.
+            self.files.write_tokenizer(tokenizer_file.read_bytes())
+        self.blend_weights = blend.weights
+        self.sampler = BlendSampler({name: c.train for name, c in blend.corpora.items()}, blend.weights,
+                                    self.cfg.seq_len, self.cfg.batch_size, self.cfg.seed, self.ctx.rank,
+                                    self.ctx.world_size)
+        self.val_batches = {
+            name: validation_batches(corpus.val, self.cfg.seq_len, self.cfg.batch_size, self.cfg.eval_batches)
+            for name, corpus in blend.corpora.items()
+        }
 
     def _restore(self, step: int, directory: Path) -> None:
         tensors, state = load_checkpoint(directory, _CHECKPOINT_TENSORS)
@@ -236,15 +264,23 @@ class Run:
                 return "preempted"
             started = time.perf_counter()
             lr = self._train_step()
-            interval_seconds += time.perf_counter() - started
-            interval_tokens += tokens_per_step
+            elapsed = time.perf_counter() - started
             self.step += 1
+            if self.compile_pending:
+                # Compilation happens inside the first step: report it apart, so tokens/s (and the ETA built on
+                # it) show the steady speed.
+                self.compile_pending, self.compile_seconds = False, elapsed
+                log.info("compiled regions in the first step: %.1fs (cache %s)", elapsed,
+                         os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+            else:
+                interval_seconds += elapsed
+                interval_tokens += tokens_per_step
             progress.update(1)
             evaluate = self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps
             if evaluate or self.step % self.cfg.log_every == 0:
-                record = self._record(lr, interval_tokens / max(interval_seconds, 1e-9))
+                record = self._record(lr, interval_tokens / interval_seconds if interval_seconds else None)
                 if evaluate:
-                    record["val_loss"] = self.evaluate()
+                    record.update(self.evaluate())
                 self._publish(record, tracker, progress)
                 interval_tokens, interval_seconds = 0, 0.0
             self._write_status("running")
@@ -282,23 +318,30 @@ class Run:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean next-token loss over the fixed validation batches (computed on every rank, identically)."""
+    def evaluate(self) -> dict[str, float]:
+        """``val_loss/<corpus>``: mean next-token loss over each corpus's fixed validation batches, and
+        ``val_loss``: their mean weighted by the blend (computed on every rank, identically)."""
         self.model.eval()
         devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        per_corpus = {}
         with torch.random.fork_rng(devices=devices):
-            losses = []
-            for batch in self.val_batches:
-                batch = batch.to(self.ctx.device)
-                with self._autocast():
-                    losses.append(float(self.model(batch, labels=batch).aux["lm_loss"]))
+            for name, batches in self.val_batches.items():
+                losses = []
+                for batch in batches:
+                    batch = batch.to(self.ctx.device)
+                    with self._autocast():
+                        losses.append(float(self.model(batch, labels=batch).aux["lm_loss"]))
+                per_corpus[name] = sum(losses) / len(losses)
         self.model.train()
-        return sum(losses) / len(losses)
+        blended = sum(weight * per_corpus[name] for name, weight in self.blend_weights.items())
+        return {"val_loss": blended, **{f"val_loss/{name}": loss for name, loss in per_corpus.items()}}
 
-    def _record(self, lr: float, tokens_per_s: float) -> dict[str, Any]:
+    def _record(self, lr: float, tokens_per_s: float | None) -> dict[str, Any]:
         means = self.stats.means()
         self.stats.reset()
-        return {
+        compiled = {} if self.compile_seconds is None else {"compile_seconds": self.compile_seconds}
+        self.compile_seconds = None
+        return compiled | {
             "step": self.step,
             "tokens": self.step * self.cfg.batch_size * self.cfg.seq_len,
             "train_loss": means.get("train_loss"),
@@ -308,6 +351,7 @@ class Run:
             "peak_mem_mb": peak_memory_mb(self.ctx.device),
             "moe_imbalance": means.get("moe_imbalance"),
             "fp4_error": means.get("fp4_error"),
+            **{f"tokens/{name}": count for name, count in self.sampler.tokens_seen().items()},
             "time": time.time(),
         }
 
@@ -319,8 +363,9 @@ class Run:
             tracker.log(record, self.step)
         progress.set_postfix(loss=f"{record['train_loss']:.4f}")
         val = f" val_loss {record['val_loss']:.4f}" if "val_loss" in record else ""
-        log.info("step %d train_loss %.4f%s lr %.3g grad_norm %.3f tokens/s %.0f", self.step, record["train_loss"], val,
-                 record["lr"], record["grad_norm"], record["tokens_per_s"])
+        speed = "-" if record["tokens_per_s"] is None else f"{record['tokens_per_s']:.0f}"
+        log.info("step %d train_loss %.4f%s lr %.3g grad_norm %.3f tokens/s %s", self.step, record["train_loss"], val,
+                 record["lr"], record["grad_norm"], speed)
 
     def _write_status(self, status: str, force: bool = False) -> None:
         now = time.monotonic()

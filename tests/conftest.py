@@ -22,6 +22,7 @@ from tests.support.gunicorn_server import GunicornServer
 from tests.support.plugin import SERVICES, TEST_PROCESSES
 from tests.support.postgres_cluster import PostgresCluster
 from tests.support.redis_server import RedisServer
+from tests.support.slurm_cluster import SlurmCluster
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,35 @@ def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster
     running again after the test even if the test left it stopped."""
     yield from _kept_running(request.config.stash[SERVICES].postgres,
                              "the database is not this suite's throw-away PostgreSQL cluster; it will not restart it")
+
+
+# ------------------------------------------------------------------------------------------------- Slurm
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A real single-node Slurm cluster with accounting (tests/support/slurm_cluster.py), started on first use
+    (about 10-30 s) and removed at the end of the session. Its client settings (``SLURM_CONF``) are exported,
+    so this process and the workers it starts talk to it with `sbatch`, `sacct`, `scancel`."""
+    if shutil.which("slurmctld") is None:
+        message = "Slurm is not installed (platform/ensure-debian-packages slurm-wlm munge slurmdbd mariadb-server)"
+        if os.environ.get("FLIGHTDECK_REQUIRE_POSTGRES") == "1":  # `make test`, which installs the packages
+            pytest.fail(message)
+        pytest.skip(message)
+    if os.geteuid() != 0:
+        pytest.skip("the test Slurm cluster runs slurmd as root (SlurmUser=root), as `make test` does")
+    cluster = SlurmCluster()
+    cluster.start()
+    previous = os.environ.get("SLURM_CONF")
+    cluster.export_client_env()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
 
 
 # ------------------------------------------------------------------------------------------------ Celery

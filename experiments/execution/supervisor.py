@@ -186,6 +186,9 @@ class Supervision:
             return RunStatus.CANCELLED, f"cancelled at step {status.get('step', '?')}"
         if exit_code == EXIT_OK and said == "preempted":
             return RunStatus.PREEMPTED, reason or f"preempted at step {status.get('step', '?')}; resuming"
+        interruption = handle.interruption()
+        if interruption:
+            return RunStatus.PREEMPTED, interruption
         if exit_code == EXIT_BAD_INPUT:
             return RunStatus.FAILED, f"the trainer refused its input: {reason or 'see the log'}"
         backend_reason = handle.failure_reason()

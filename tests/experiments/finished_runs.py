@@ -1,6 +1,7 @@
 """Finish a launched study's runs with made-up metrics, for page, API and benchmark tests that are about
 showing results rather than producing them (the end-to-end tests train for real)."""
 import math
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,9 +12,11 @@ from experiments.models import Arm, Attempt, Metric, Run, RunStatus, Study
 ARM_OFFSET = {"baseline": 0.0, "single": -0.05, "all": -0.08, "leave_one_out": -0.04}
 
 
-def finish_study(study: Study, *, steps: int = 50, eval_every: int = 10, status: str = RunStatus.SUCCEEDED) -> None:
+def finish_study(study: Study, *, steps: int = 50, eval_every: int = 10, status: str = RunStatus.SUCCEEDED,
+                 corpora: Sequence[str] = ()) -> None:
     """Mark every run of ``study`` finished and write train/val loss and system metrics for ``steps`` steps.
-    Seeds shift the whole curve a little, so arms have a seed spread."""
+    Seeds shift the whole curve a little, so arms have a seed spread. With ``corpora``, also a validation
+    loss per corpus: treatments gain on the first corpus and lose half as much on the others."""
     arms_of = {}
     for arm in Arm.objects.filter(study=study).prefetch_related("runs"):
         for run in arm.runs.all():
@@ -30,6 +33,10 @@ def finish_study(study: Study, *, steps: int = 50, eval_every: int = 10, status:
                      Metric(run=run, step=step, name="fp4_error", value=0.01 + 0.001 * math.cos(step))]
             if step % eval_every == 0:
                 rows.append(Metric(run=run, step=step, name="val_loss", value=loss + 0.05))
+                for index, corpus in enumerate(corpora):
+                    shift = ARM_OFFSET[arms_of[run.pk].kind] * (1.0 if index == 0 else -0.5)
+                    value = loss - ARM_OFFSET[arms_of[run.pk].kind] + shift + 0.05 + 0.3 * index
+                    rows.append(Metric(run=run, step=step, name=f"val_loss/{corpus}", value=value))
     now = timezone.now()
     with transaction.atomic():
         Metric.objects.bulk_create(rows, batch_size=5000)

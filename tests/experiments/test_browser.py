@@ -110,3 +110,23 @@ def test_the_study_page_draws_every_chart(browser_page, live_server, screenshot,
     page.goto(f"/experiments/runs/{run.pk}/")
     assert "moe.latent_size" in page.locator("text=Config vs baseline >> xpath=../..").inner_text()
     screenshot(page, "run")
+
+
+def test_the_corpora_page_and_a_blend_study_with_per_corpus_charts(browser_page, live_server, screenshot, pic,
+                                                                   make_idea, fast_baseline):
+    page = browser_page
+    idea = make_idea("More docs in the mix", {"data.blend": {"stdlib": 0.5, "python-docs": 0.5}})
+    study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast", ideas=[idea.key], seeds=[0, 1],
+                                  max_steps=100)
+    finish_study(study, steps=100, corpora=("python-docs", "stdlib"))
+    _sign_in(page, pic, live_server)
+
+    page.goto("/experiments/corpora/")
+    assert "python-docs" in page.locator("table").inner_text()
+    screenshot(page, "corpora")
+
+    page.goto(f"/experiments/studies/{study.pk}/", timeout=60_000)
+    for corpus in ("python-docs", "stdlib"):
+        page.wait_for_selector(f"#chart-val_loss-{corpus} .main-svg", state="attached")
+    assert "val_loss/python-docs" in page.locator("#corpus-verdicts").inner_text()
+    screenshot(page, "blend-study")

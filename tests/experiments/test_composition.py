@@ -91,3 +91,16 @@ def test_integration_without_resolution_raises_conflict():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be 'ablation' or 'integration', got 'sweep'"):
         derive_arms("sweep", [LATENT])
+
+
+def test_a_blend_is_one_key_whose_whole_mixture_must_agree():
+    code_heavy = IdeaPatch("IDEA-0021", {"data.blend": {"stdlib": 0.8, "python-docs": 0.2}})
+    docs_heavy = IdeaPatch("IDEA-0022", {"data.blend": {"stdlib": 0.2, "python-docs": 0.8}, "optim.lr": 0.002})
+    same_mix = IdeaPatch("IDEA-0023", {"data.blend": {"python-docs": 0.2, "stdlib": 0.8}})
+    [conflict] = find_conflicts([code_heavy, docs_heavy])
+    assert conflict.key == "data.blend"
+    assert conflict.values == (("IDEA-0021", {"stdlib": 0.8, "python-docs": 0.2}),
+                               ("IDEA-0022", {"stdlib": 0.2, "python-docs": 0.8}))
+    assert find_conflicts([code_heavy, same_mix]) == []
+    chosen = {"stdlib": 0.5, "python-docs": 0.5}
+    assert compose([code_heavy, docs_heavy], {"data.blend": chosen}) == {"data.blend": chosen, "optim.lr": 0.002}

@@ -50,7 +50,7 @@ def _figures(html: str) -> dict[str, dict]:
 def test_the_study_page_shows_grid_verdict_marginals_and_charts(web, finished_integration,
                                                                  django_assert_num_queries):
     study = finished_integration
-    with django_assert_num_queries(17):  # 16 + the inbox badge's unread COUNT
+    with django_assert_num_queries(18):  # 16 + the per-corpus metric names (charts) + the inbox badge's unread COUNT
         response = web.get(f"/experiments/studies/{study.pk}/")
 
     html = response.content.decode()

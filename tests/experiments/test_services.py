@@ -122,6 +122,31 @@ def test_choosing_a_value_resolves_the_conflict(pic, make_idea, fast_baseline):
     assert {run.config["model"]["moe"]["latent_size"] for run in all_arm.runs.all()} == {16}
 
 
+def test_a_launch_refuses_an_idea_whose_stored_patch_names_a_path(pic, make_idea, fast_baseline):
+    # Ideas saved before corpora were registered may hold a path; the launch re-validates every patch.
+    idea = make_idea("Old corpus path", {"optim.lr": 0.002})
+    Idea.objects.filter(pk=idea.pk).update(recipe_patch={"data.corpus": "/srv/private"})
+    with pytest.raises(ValidationError) as caught:
+        launch(pic, [idea], kind="ablation")
+    assert f"{idea.key}: data.corpus: '/srv/private' is not a registered corpus" in field_error(caught, "ideas")
+    assert not Run.objects.exists()
+
+
+def test_two_blend_ideas_conflict_on_data_blend_and_a_chosen_mixture_resolves_it(pic, make_idea, fast_baseline):
+    code = make_idea("Code-heavy mix", {"data.blend": {"stdlib": 0.8, "python-docs": 0.2}})
+    docs = make_idea("Docs-heavy mix", {"data.blend": {"stdlib": 0.2, "python-docs": 0.8}})
+    plan = plan_study(kind="integration", baseline="tiny-fast", ideas=[code.key, docs.key], seeds=[0], max_steps=4)
+    [conflict] = plan.conflicts
+    assert conflict.to_dict()["values"] == [{"idea": code.key, "value": {"stdlib": 0.8, "python-docs": 0.2}},
+                                            {"idea": docs.key, "value": {"stdlib": 0.2, "python-docs": 0.8}}]
+    with pytest.raises(ValidationError) as caught:
+        launch(pic, [code, docs], resolutions={"data.blend": {"stdlib": 1, "/etc": 1}})
+    assert "data.blend: '/etc' is not a registered corpus" in field_error(caught, "resolutions")
+    study = launch(pic, [code, docs], resolutions={"data.blend": {"stdlib": 1, "python-docs": 1}})
+    runs = study.arms.get(name="all").runs.all()
+    assert runs and all(run.config["data"]["blend"] == {"python-docs": 0.5, "stdlib": 0.5} for run in runs)
+
+
 def test_a_resolution_with_an_invalid_value_names_the_key(pic, make_idea, fast_baseline):
     wide, narrow = make_idea("Wide latent", {"moe.latent_size": 48}), make_idea("Narrow latent", LATENT)
     with pytest.raises(ValidationError) as caught:

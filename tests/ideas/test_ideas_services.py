@@ -145,3 +145,20 @@ def test_inactive_users_cannot_submit(area, make_user):
     ghost = make_user("ghost", is_active=False)
     with pytest.raises(PermissionDenied):
         services.idea_create(submitter=ghost, area=area, title="t", summary="s")
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"data.corpus": "/etc"}, "data.corpus"),
+    ({"data.corpus": "../../var/secrets"}, "data.corpus"),
+    ({"data.blend": {"stdlib": 0.5, "/home": 0.5}}, "data.blend"),
+])
+def test_a_recipe_patch_naming_a_path_instead_of_a_corpus_is_refused(make_idea, patch, key):
+    with pytest.raises(ValidationError) as caught:
+        make_idea(recipe_patch=patch)
+    (message,) = caught.value.message_dict["recipe_patch"]
+    assert message.startswith(f"{key}: ") and "is not a registered corpus" in message and "stdlib" in message
+
+
+def test_a_blend_patch_is_accepted(make_idea):
+    idea = make_idea(recipe_patch={"data.blend": {"stdlib": 0.7, "python-docs": 0.3}})
+    assert idea.recipe_patch == {"data.blend": {"stdlib": 0.7, "python-docs": 0.3}}

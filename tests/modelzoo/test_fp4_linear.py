@@ -162,3 +162,23 @@ def test_make_linear_keeps_nn_linear_parameters_and_reports_errors():
     assert stats["fp4_weight_error"] == pytest.approx(weight, rel=1e-4)
     assert stats["fp4_error"] == pytest.approx((activation + weight) / 2, rel=1e-4)
     assert 0.01 < stats["fp4_error"] < 0.3
+
+
+@pytest.mark.timeout(600)  # compiles one small layer forward and backward
+def test_compiled_gemms_use_the_reference_quantized_operands():
+    # The recipe's layout (16x16 weight tiles, Hadamard-rotated wgrad) with nearest rounding, so the compiled
+    # layer is checked against the float64 references exactly as the eager one is above.
+    fp4 = FP4Config(enabled=True, rht=True, stochastic_rounding=False)
+    x, w, b, dy = operands()
+    compiled = torch.compile(linear_fn, fullgraph=True)
+    x_, w_, b_ = (t.clone().requires_grad_() for t in (x, w, b))
+    y = compiled(x_, w_, fp4, b_)
+    y.backward(dy)
+    rotation = torch.block_diag(*[random_hadamard(torch.device("cpu"), torch.float64)] * 3)
+    pad = lambda t: F.pad(t.double(), (0, 0, 0, 11))  # 37 tokens -> 3 slices of 16
+    expected_y = quantize_blocks(x, 1, 16) @ quantize_blocks(w, 16, 16).t() + b.double()
+    expected_dx = quantize_blocks(dy, 1, 16) @ quantize_blocks(w, 16, 16)
+    expected_dw = quantize_blocks(rotation @ pad(dy), 16, 1).t() @ quantize_blocks(rotation @ pad(x), 16, 1)
+    expected = [(y.detach(), expected_y), (x_.grad, expected_dx), (w_.grad, expected_dw), (b_.grad, dy.double().sum(0))]
+    for got, want in expected:
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * want.abs().max().item())

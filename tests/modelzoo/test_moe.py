@@ -70,7 +70,7 @@ def test_every_token_gets_k_experts_and_the_exact_sum_even_when_routing_is_skewe
 
     assert counts[:2].tolist() == [48, 48]  # the skew is real, and nothing was dropped
     torch.testing.assert_close(stats["expert_load"], counts / counts.sum())
-    assert stats["imbalance"] == pytest.approx((counts.max() / counts.mean()).item())
+    assert float(stats["imbalance"]) == pytest.approx((counts.max() / counts.mean()).item())
     assert stats["aux_loss"].item() == 0.0
 
 
@@ -170,7 +170,7 @@ def test_expert_dispatch_gradients_match_finite_differences():
     for weight in experts.parameters():
         torch.nn.init.normal_(weight, std=0.5)
     chosen = torch.tensor([[0, 2], [2, 1], [0, 2], [3, 0]])
-    counts = torch.bincount(chosen.flatten(), minlength=4).tolist()
+    counts = torch.bincount(chosen.flatten(), minlength=4)
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     weights = torch.rand(4, 2, dtype=torch.float64, requires_grad=True)
 
@@ -211,3 +211,33 @@ def test_bad_config_raises_naming_the_field(fields, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         make_moe(**fields)
 
+
+
+@pytest.mark.parametrize("weight_2d_blocks", [True, False])
+@pytest.mark.parametrize("rht", [True, False])
+def test_grouped_nvfp4_experts_equal_the_per_expert_loop(weight_2d_blocks, rht):
+    # Each expert quantizes its own operands with its own tensor scales, and its wgrad tokens are padded per expert:
+    # the static-shape grouped path must reproduce linear_fn run expert by expert, forward and backward.
+    fp4 = FP4Config(enabled=True, stochastic_rounding=False, weight_2d_blocks=weight_2d_blocks, rht=rht)
+    torch.manual_seed(0)
+    experts = Experts(num_experts=4, width=32, intermediate_size=48, fp4=fp4)
+    for weight in experts.parameters():
+        torch.nn.init.normal_(weight, std=0.3)
+    tokens, top_k = 37, 2
+    chosen = torch.stack([torch.randperm(4)[:top_k] for _ in range(tokens)])
+    chosen[:20, 0] = 0  # a skewed segment next to short ones, none a multiple of 16
+    weights = torch.rand(tokens, top_k)
+    x = torch.randn(tokens, 32, requires_grad=True)
+    counts = torch.bincount(chosen.flatten(), minlength=4)
+    upstream = torch.randn(tokens, 32)
+
+    def gradients(y: torch.Tensor) -> list[torch.Tensor]:
+        return [y.detach(), *torch.autograd.grad(y, [x, experts.up_proj, experts.down_proj], upstream)]
+
+    grouped = gradients(experts(x, chosen, weights, counts))
+    order = chosen.flatten().argsort(stable=True)
+    token_of_row = order // top_k
+    per_expert = experts._fp4_experts_ref(x.index_select(0, token_of_row), counts.tolist())
+    looped = torch.zeros(tokens, 32).index_add(0, token_of_row, per_expert * weights.flatten()[order, None])
+    for got, want in zip(grouped, gradients(looped)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -35,10 +35,10 @@ def test_tiny_ci_is_small():
 def test_override_routing_and_new_object():
     recipe = load_recipe("tiny-ci")
     updated = apply_overrides(
-        recipe, {"pattern": "M*-E", "moe.latent_size": 32, "train.max_steps": 7, "optim.lr": 1, "data.corpus": "/x"}
+        recipe, {"pattern": "M*-E", "moe.latent_size": 32, "train.max_steps": 7, "optim.lr": 1, "data.corpus": "manpages"}
     )
     assert (updated.model.pattern, updated.model.moe.latent_size) == ("M*-E", 32)
-    assert (updated.train.max_steps, updated.optim.lr, updated.data.corpus) == (7, 1.0, "/x")
+    assert (updated.train.max_steps, updated.optim.lr, updated.data.corpus) == (7, 1.0, "manpages")
     assert isinstance(updated.optim.lr, float)  # an int is accepted for a float key and stored as float
     assert recipe.model.pattern == "M*ME" and recipe.train.max_steps != 7  # the input is untouched
     assert updated.config_hash() != recipe.config_hash()
@@ -54,6 +54,7 @@ def test_unknown_key_names_it_and_the_closest_keys():
     "key, value, expected",
     [("hidden_size", True, "expected int"), ("hidden_size", 64.0, "expected int"),
      ("optim.lr", "fast", "expected float"), ("fp4.enabled", 1, "expected bool"), ("pattern", 3, "expected str"),
+     ("train.compile", "yes", "expected bool"),
      ("optim.lr", float("nan"), "expected float")],
 )
 def test_wrong_type_names_key_and_expected_type(key, value, expected):
@@ -142,7 +143,7 @@ def test_recipe_dataclass_fields_cover_the_contract():
     contract = ["train.max_steps", "train.batch_size", "train.seq_len", "train.seed", "train.log_every",
                 "train.eval_every", "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints",
                 "train.grad_clip", "optim.lr", "optim.min_lr", "optim.warmup_steps", "optim.weight_decay",
-                "optim.beta1", "optim.beta2", "optim.eps", "data.corpus", "data.tokenizer", "data.bpe_vocab_size",
+                "optim.beta1", "optim.beta2", "optim.eps", "data.corpus", "data.blend", "data.eval_corpora", "data.tokenizer", "data.bpe_vocab_size",
                 "data.val_fraction", "moe.bias_update_rate", "fp4.weight_2d_blocks", "mtp.loss_weight",
                 "mamba.dt_clamp_in_forward", "attention.num_kv_heads"]
     flat = Recipe().to_dict()

@@ -31,8 +31,8 @@ def test_chunked_equals_recurrence(chunk_size, length):
     for init in (None, initial):
         y_ref, final_ref = ssd_ref(x, dt, A, B, C, init)
         y, final = ssd_chunked(x, dt, A, B, C, chunk_size, init)
-        assert _rel(y, y_ref) < 1e-10
-        assert _rel(final, final_ref) < 1e-10
+        assert _rel(y, y_ref) < 1e-12
+        assert _rel(final, final_ref) < 1e-12
 
 
 def test_recurrence_reference_matches_closed_form_for_one_head():

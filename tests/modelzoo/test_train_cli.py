@@ -48,14 +48,18 @@ def test_it_refuses_an_override_without_a_value(tmp_path: Path, data_cache: Path
     assert "expected KEY=VALUE" in _error_line(result, 2)
 
 
-def test_it_refuses_a_corpus_directory_without_text(tmp_path: Path, data_cache: Path) -> None:
-    corpus = tmp_path / "corpus"
-    (corpus / "sub").mkdir(parents=True)
-    (corpus / "sub" / "image.bin").write_bytes(bytes(range(256)))
-    out = tmp_path / "run"
-    line = _error_line(run_train(out, data_cache, {"data.corpus": str(corpus)}), 2)
-    assert str(corpus) in line and "no UTF-8 text" in line
-    assert status(out)["status"] == "failed" and str(corpus) in status(out)["reason"]
+def test_it_refuses_a_corpus_path_whether_or_not_it_exists(tmp_path: Path, data_cache: Path) -> None:
+    existing = tmp_path / "secret"
+    existing.mkdir()
+    (existing / "key.txt").write_text("do not train on me\n" * 100)
+    lines = {}
+    for path in (existing, tmp_path / "missing"):
+        out = tmp_path / f"run-{path.name}"
+        lines[path.name] = _error_line(run_train(out, data_cache, {"data.corpus": str(path)}), 2).replace(str(path), "PATH")
+    assert lines["secret"] == lines["missing"]
+    assert "data.corpus: 'PATH' is not a registered corpus" in lines["secret"] and "registered: " in lines["secret"]
+    assert not any("secret" in p.name or "do not train" in p.read_text(errors="ignore")
+                   for p in data_cache.rglob("*") if p.is_file())
 
 
 def test_it_refuses_an_unwritable_output_directory(tmp_path: Path, data_cache: Path) -> None:

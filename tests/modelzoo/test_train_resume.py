@@ -27,12 +27,13 @@ from tests.modelzoo.train_runner import (
 pytestmark = pytest.mark.timeout(300)
 
 # Everything that is a function of the computation (not of the wall clock) must match exactly.
-DETERMINISTIC_KEYS = ("step", "tokens", "train_loss", "lr", "grad_norm", "moe_imbalance", "fp4_error", "val_loss")
+WALL_CLOCK_KEYS = ("tokens_per_s", "peak_mem_mb", "time")
 MAX_STEPS = FAST["train.max_steps"]
+BLEND = {"data.blend": {"stdlib": 0.5, "python-docs": 0.3, "debian-copyright": 0.2}, "data.eval_corpora": ["manpages"]}
 
 
 def _losses(out: Path) -> list[dict]:
-    return [{k: record.get(k) for k in DETERMINISTIC_KEYS} for record in metrics(out)]
+    return [{k: v for k, v in record.items() if k not in WALL_CLOCK_KEYS} for record in metrics(out)]
 
 
 def _status_step(out: Path) -> int:
@@ -66,8 +67,34 @@ def test_straight_run_logs_every_step_once_and_succeeds(straight_run: Path) -> N
     assert config["recipe"]["train"]["max_steps"] == MAX_STEPS and len(config["hash"]) == 64
 
 
-def test_sigterm_then_resume_continues_bit_identically(straight_run: Path, data_cache: Path, tmp_path: Path) -> None:
-    process = start_train(tmp_path, data_cache)
+@pytest.fixture(scope="module")
+def straight_blend_run(tmp_path_factory, data_cache: Path) -> Path:
+    out = tmp_path_factory.mktemp("straight-blend")
+    result = run_train(out, data_cache, BLEND)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_a_blend_run_logs_tokens_and_validation_loss_per_corpus(straight_blend_run: Path) -> None:
+    records = metrics(straight_blend_run)
+    names = ("debian-copyright", "python-docs", "stdlib")
+    for record in records:
+        assert sum(record[f"tokens/{name}"] for name in names) == record["tokens"]
+        assert "tokens/manpages" not in record  # evaluated, never trained on
+    assert all(records[-1][f"tokens/{name}"] > 0 for name in names)
+    evaluated = [r for r in records if "val_loss" in r]
+    assert [r["step"] for r in evaluated] == [4, 8, 12]
+    weights = BLEND["data.blend"]
+    for record in evaluated:
+        assert record["val_loss"] == pytest.approx(sum(w * record[f"val_loss/{n}"] for n, w in weights.items()))
+        assert record["val_loss/manpages"] > 0
+    assert len({evaluated[-1][f"val_loss/{name}"] for name in (*names, "manpages")}) == 4
+
+
+@pytest.mark.parametrize("overrides", [None, BLEND], ids=["one-corpus", "blend"])
+def test_sigterm_then_resume_continues_bit_identically(request, overrides, data_cache: Path, tmp_path: Path) -> None:
+    straight_run = request.getfixturevalue("straight_blend_run" if overrides else "straight_run")
+    process = start_train(tmp_path, data_cache, overrides)
     wait_for(lambda: _status_step(tmp_path) >= 2 or process.poll() is not None, what="step 2")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -78,7 +105,7 @@ def test_sigterm_then_resume_continues_bit_identically(straight_run: Path, data_
     assert 2 <= stopped["step"] < MAX_STEPS, "the run finished before SIGTERM arrived; nothing was tested"
     assert checkpoint_steps(tmp_path)[-1] == stopped["step"]
 
-    result = run_train(tmp_path, data_cache, None, "--resume")
+    result = run_train(tmp_path, data_cache, overrides, "--resume")
     assert result.returncode == 0, result.stderr
     assert status(tmp_path)["status"] == "succeeded"
     assert _losses(tmp_path) == _losses(straight_run)

@@ -7,6 +7,8 @@ and returns a handle the supervisor polls, terminates (graceful: the trainer che
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from experiments.execution.launcher import TrainerLaunch
@@ -30,6 +32,19 @@ class TrainerHandle(Protocol):
     def failure_reason(self) -> str:
         """Why the backend (not the trainer) failed, or ""."""
 
+    def interruption(self) -> str:
+        """Why the backend stopped the trainer in a way the run resumes from (a requeued or timed-out job,
+        a lost node), or ""."""
+
+
+@dataclass(frozen=True)
+class UsageSegment:
+    """Time an attempt held ``devices`` as the backend's own accounting measured it."""
+
+    start: datetime
+    end: datetime
+    devices: int
+
 
 class TrainerBackend(Protocol):
     needs_slot: bool  # True: the attempt must lease a device slot of this host first
@@ -41,6 +56,10 @@ class TrainerBackend(Protocol):
 
     def stop_lost(self, attempt: Attempt, *, host: str) -> None:
         """Reconciler: stop whatever still runs for an attempt whose worker stopped heartbeating."""
+
+    def usage(self, attempt: Attempt, *, now: datetime) -> list[UsageSegment] | None:
+        """The attempt's device time as the backend accounted it (up to ``now``), or None: charge the
+        worker's clock (started → last heartbeat/finish, × the devices claimed)."""
 
 
 def backend_for(name: str) -> TrainerBackend:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from datetime import datetime
 
 from experiments.execution import orphans, procguard
+from experiments.execution.backends import UsageSegment
 from experiments.execution.launcher import TrainerLaunch
 from experiments.models import Attempt
 
@@ -34,6 +36,9 @@ class LocalProcess:
         if self.process.returncode == procguard.PARENT_GONE_EXIT:
             return "the worker died while starting the trainer"
         return ""
+
+    def interruption(self) -> str:
+        return ""  # a local trainer is only ever stopped by Flightdeck itself
 
 
 def signal_group(pgid: int | None, signum: int) -> bool:
@@ -70,3 +75,6 @@ class LocalBackend:
         # By the attempt id in the processes' environment, not the stored pgid, which may be reused by now.
         if attempt.host == host:
             orphans.kill_attempt(attempt.pk)
+
+    def usage(self, attempt: Attempt, *, now: datetime) -> list[UsageSegment] | None:
+        return None  # the worker's clock is the only one: charge started → heartbeat × the slot
