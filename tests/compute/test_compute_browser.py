@@ -1,6 +1,8 @@
 """End to end in headless Chromium: a review session on the desk — filter by area, decide three requests
 inline (one by keyboard) while the running budget panel moves, bulk-approve the pilots — and the cycle
 overview's granted bar going up with it."""
+from datetime import timedelta
+
 from django.test import Client
 
 from compute import services
@@ -104,14 +106,19 @@ def test_a_review_session_on_the_desk(browser_page, live_server, screenshot, ope
     assert path.stat().st_size > 20_000
     _tables_fit(page)
 
-    # The area page (its ideas table included), the report and the ledger: every table fits its card.
+    # Some usage, then the area page (its ideas table included), the report and the ledger: every table fits its card.
+    start = open_cycle.start + timedelta(hours=3)
+    for key, gpus, hours, target in (("attempt-a", 8, 5, idea), ("attempt-b", 4, 2, None)):
+        services.usage_charge_segment(attempt_key=key, segment_start=start, segment_end=start + timedelta(hours=hours),
+                                      gpus=gpus, pool=pool, area=area, idea=target)
     for label, url in (("6-area", f"/compute/areas/routing/?cycle={open_cycle.pk}"), ("7-report", f"/compute/cycles/{open_cycle.pk}/report/"),
                        ("8-ledger", f"/compute/areas/routing/ledger/?cycle={open_cycle.pk}")):
         page.goto(url)
         _tables_fit(page)
         screenshot(page, label)
+    assert page.locator("#ledger-total").inner_text() == "48" and page.locator("#table-ledger tbody tr").count() == 2
     page.goto(f"/compute/areas/routing/?cycle={open_cycle.pk}")
-    assert idea.key in page.locator("#table-ideas").inner_text() and "200" in page.locator("#table-ideas").inner_text()
+    assert f"{idea.key}\tTop-2 routing\tSubmitted\th100\t200\t40\t160" in page.locator("#table-ideas").inner_text()
 
 
 def _tables_fit(page) -> None:
