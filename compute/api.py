@@ -5,6 +5,7 @@ ComputeConflict (cycle not open, parent overdrawn, already decided, cycle closed
 """
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, serializers, status
@@ -12,11 +13,14 @@ from rest_framework.request import Request as HttpRequest
 from rest_framework.response import Response
 
 from compute import selectors, services
+from compute.desk import desk_requests
 from compute.visibility import visible_compute_areas, visible_requests
 from compute.models import Cycle, Pool
 from compute.serializers import (
     AllocationTreeSerializer,
     CycleSerializer,
+    FiguresQuerySerializer,
+    FiguresSerializer,
     PoolSerializer,
     RequestInputSerializer,
     RequestListQuerySerializer,
@@ -69,6 +73,20 @@ class CycleAllocationsView(ApiView):
         return Response(AllocationTreeSerializer({"cycle": cycle.pk, "phase": cycle.phase, "results": rows}).data)
 
 
+class CycleFiguresView(ApiView):
+    """Granted, used, remaining and requested GPU-hours of a cycle for the org, each pool, each area or each
+    idea (`level`): the figures every compute page and CSV shows, from the same selector."""
+
+    serializer_class = FiguresSerializer
+
+    @extend_schema(parameters=[FiguresQuerySerializer], responses={200: FiguresSerializer, 400: _ERRORS[400], 404: _NOT_FOUND})
+    def get(self, request: HttpRequest, pk: int) -> Response:
+        cycle = selectors.cycle_get(pk)
+        level = self.parse(FiguresQuerySerializer, request.query_params)["level"]
+        rows = selectors.figure_rows(cycle, level=level, user=request.user)
+        return Response(FiguresSerializer({"cycle": cycle.pk, "level": level, "results": rows}).data)
+
+
 class PoolListView(ApiView, generics.ListAPIView):
     """GPU pools, by name."""
 
@@ -81,19 +99,28 @@ class RequestListView(mixins.ListModelMixin, ApiView):
 
     def get_queryset(self) -> QuerySet:
         query = self.parse(RequestListQuerySerializer, self.request.query_params)
-        query.pop("page", None)
-        return selectors.requests_visible(user=self.request.user, **query)
+        cycle = _lookup(Cycle, "cycle", pk=query["cycle"]) if "cycle" in query else selectors.cycle_current()
+        if cycle is None:
+            raise serializers.ValidationError({"cycle": "there are no cycles yet"})
+        user = self.request.user
+        return desk_requests(
+            cycle, user=user, stage=query.get("stage", ""), status=query["status"], sort=query["sort"],
+            area=_lookup(visible_compute_areas(user), "area", slug=query["area"]) if "area" in query else None,
+            pool=_lookup(Pool, "pool", name=query["pool"]) if "pool" in query else None,
+            requester=_lookup(get_user_model(), "requester", username=query["requester"]) if "requester" in query else None,
+        ).prefetch_related("revisions")
 
     @extend_schema(parameters=[RequestListQuerySerializer], responses={200: RequestSerializer(many=True), 400: _ERRORS[400]})
     def get(self, request: HttpRequest) -> Response:
-        """Compute requests you may see, newest first; filter by cycle, area, status and stage."""
+        """Requests of a cycle (default: the current one) that the caller may see, filtered and sorted like the
+        review desk's URL (`area`, `pool`, `stage`, `status`, `requester`, `sort`)."""
         return self.list(request)
 
     @extend_schema(request=RequestInputSerializer, parameters=[idempotency.PARAMETER],
                    responses={201: RequestSerializer, 200: RequestSerializer, **_ERRORS, **idempotency.RESPONSES})
     @idempotency.idempotent
     def post(self, request: HttpRequest) -> Response:
-        """Open a request, or edit the open one for the same cycle, pool and target (200, history kept)."""
+        """Open a request, or amend the open one for the same cycle, pool and target (200, history kept)."""
         data = self.parse(RequestInputSerializer, request.data)
         areas = visible_compute_areas(request.user)  # a restricted area reads as unknown, as on its pages
         area = _lookup(areas, "area", slug=data["area"])
@@ -121,7 +148,7 @@ class RequestDetailView(ApiView):
     @extend_schema(responses={200: RequestSerializer, 404: _NOT_FOUND})
     def get(self, request: HttpRequest, pk: int) -> Response:
         """One compute request with its current amounts and status."""
-        return Response(RequestSerializer(generics.get_object_or_404(selectors.requests_visible(user=request.user), pk=pk)).data)
+        return Response(RequestSerializer(generics.get_object_or_404(visible_requests(request.user), pk=pk)).data)
 
 
 class RequestReviewView(ApiView):

@@ -36,3 +36,8 @@ class BelowChildren(ComputeConflict):
 
 class AlreadyDecided(ComputeConflict):
     """A request is reviewed once; submit a new one to ask again."""
+
+
+class RequestAlreadyOpen(ComputeConflict):
+    """The area or idea already has an open request in that pool this cycle; ``details``: ``request`` (its id)
+    and ``can_amend`` (whether the caller may amend it instead)."""

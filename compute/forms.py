@@ -13,6 +13,11 @@ from ideas.models import Area, Idea
 HOURS = {"max_digits": 12, "decimal_places": 2}
 
 
+def form_error_text(form: forms.Form) -> str:
+    """A form's errors in one line, each with its field: "area: Select a valid choice; sort: …"."""
+    return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
+
+
 class RequestForm(forms.Form):
     area = forms.ModelChoiceField(queryset=Area.objects.order_by("name"), to_field_name="slug")
     idea = forms.ModelChoiceField(
@@ -27,6 +32,7 @@ class RequestForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
         help_text="One per line: runs, studies or prior grants (http(s) URLs or paths on this site).",
     )
+    amend = forms.IntegerField(required=False, widget=forms.HiddenInput, help_text="the open request the person chose to amend")
 
     def __init__(self, *args, user: User, **kwargs):
         """Only areas and ideas ``user`` may see are offered (and accepted): restricted ones stay unnamed."""

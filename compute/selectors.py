@@ -5,6 +5,7 @@ Selectors that list areas, ideas, requests or grants take the ``user`` they show
 ``compute.visibility`` hides (restricted areas); ``user=None`` means no such filter (services, jobs, tests).
 Org-level figures (pool budgets, utilisation, the org burn-down) are totals over all areas, naming none."""
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,6 +16,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from compute.cycles import Calendar, Phase
+from compute.figures import CycleFigures, Figures, cycle_figures, hours
+from compute.forecast import COLUMNS as FORECAST_COLUMNS, forecast_rows
 from compute.models import ZERO, Allocation, Cycle, LaunchHold, Pool, Request, UsageEntry
 from compute.visibility import compute_q, visible_compute_areas
 from core.selectors import get_or_404
@@ -22,15 +25,8 @@ from core.types import User
 from ideas.lifecycle import Status
 from ideas.models import Area, Idea
 
-TWO = Decimal("0.01")
-
-
 def _sum(queryset: QuerySet, column: str = "gpu_hours") -> Decimal:
     return queryset.aggregate(total=Sum(column))["total"] or ZERO
-
-
-def _round(value: Decimal) -> Decimal:
-    return Decimal(value).quantize(TWO)
 
 
 # --- single grants ----------------------------------------------------------------------------------------
@@ -66,7 +62,7 @@ def allocation_launchable(allocation: Allocation) -> Decimal:
     holds of launches still running. Can be negative after overrides."""
     used = _sum(UsageEntry.objects.filter(allocation=allocation))
     held = _sum(LaunchHold.objects.filter(allocation=allocation, released_at__isnull=True), "outstanding_hours")
-    return _round(allocation_unassigned(allocation) - used - held)
+    return hours(allocation_unassigned(allocation) - used - held)
 
 
 def who_can_grant_more(allocation: Allocation) -> list[str]:
@@ -99,6 +95,10 @@ def cycle_current(now: datetime | None = None) -> Cycle | None:
 
 def cycle_get(cycle_id: int) -> Cycle:
     return get_or_404(Cycle.objects.all(), f"no cycle {cycle_id}", pk=cycle_id)
+
+
+def cycle_before(cycle: Cycle) -> Cycle | None:
+    return Cycle.objects.filter(start__lt=cycle.start).order_by("-start").first()
 
 
 def cycle_open_for_requests() -> Cycle | None:
@@ -138,6 +138,12 @@ class CycleOverview:
     budget: Decimal
     granted: Decimal
     used: Decimal
+    forecast: Table
+
+    @property
+    def overrunning(self) -> list[list]:
+        """Forecast rows of areas projected to use more than their grant."""
+        return [row for row in self.forecast.rows if row[-1] is not None]
 
 
 def _areas(user: User | None) -> QuerySet[Area]:
@@ -152,27 +158,15 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | No
     """Requested vs granted vs used per area, utilisation per pool and the org budget's daily burn-down."""
     now = now or timezone.now()
     calendar = Calendar.from_settings()
-    requested = dict(
-        Request.objects.filter(cycle=cycle).values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
-    )
-    granted = dict(
-        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA)
-        .values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
-    )
-    used_by_area = dict(
-        UsageEntry.objects.filter(cycle=cycle).values("area_id").annotate(total=Sum("gpu_hours")).values_list("area_id", "total")
-    )
-    area_ids = set(requested) | set(granted) | set(used_by_area)
+    figures = cycle_figures(cycle)
     areas = Table("areas", "Areas", ["Area", "Requested GPU-h", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    for area in _areas(user).filter(pk__in=area_ids).order_by("name"):
-        grant, used = granted.get(area.pk, ZERO), used_by_area.get(area.pk, ZERO)
-        areas.rows.append([area, _round(requested.get(area.pk, ZERO)), _round(grant), _round(used), _round(grant - used)])
+    shown_areas = list(_areas(user).filter(pk__in=figures.area_ids()).order_by("name"))
+    for area in shown_areas:
+        shown = figures.area(area.pk)
+        areas.rows.append([area, shown.requested, shown.granted, shown.used, shown.remaining])
+    forecast = Table("forecast", "Forecast to the end of the cycle", FORECAST_COLUMNS, forecast_rows(cycle, figures, shown_areas, now=now))
 
     budgets = list(Allocation.objects.filter(cycle=cycle, level=Allocation.Level.ORG).select_related("pool").order_by("pool__name"))
-    granted_by_pool = dict(
-        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA)
-        .values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
-    )
     # Usage per pool and per local day in one scan: a filtered sum per day over [midnight, next midnight), with
     # bounds computed here so DST days are 23 or 25 hours long. A segment counts on the day it started (segments
     # are minutes to hours long). Plain comparisons keep this fast on SQLite too, where truncating dates in a
@@ -182,24 +176,23 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | No
         f"d{index}": Sum("gpu_hours", filter=Q(segment_start__gte=start, segment_start__lt=end))
         for index, (start, end) in enumerate(calendar.day_bounds(day) for day in days)
     }
-    pool_rows = list(UsageEntry.objects.filter(cycle=cycle).values("pool_id").annotate(total=Sum("gpu_hours"), **day_sums))
-    used_by_pool = {row["pool_id"]: row["total"] for row in pool_rows}
+    pool_rows = list(UsageEntry.objects.filter(cycle=cycle).values("pool_id").annotate(**day_sums))
     per_day = {day: sum((row[f"d{index}"] or ZERO for row in pool_rows), ZERO) for index, day in enumerate(days)}
     elapsed = _elapsed_hours(cycle, now)
     pools = Table("pools", "Pools", ["Pool", "GPU type", "GPUs", "Budget GPU-h", "Granted GPU-h", "Used GPU-h", "Utilisation %"])
     for budget in budgets:
-        pool, used = budget.pool, used_by_pool.get(budget.pool_id, ZERO)
+        pool, shown = budget.pool, figures.org(budget.pool_id)
         capacity_so_far = pool.gpu_count * elapsed
-        utilisation = _round(100 * used / capacity_so_far) if capacity_so_far else ZERO
-        pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, budget.gpu_hours, _round(granted_by_pool.get(pool.pk, ZERO)), _round(used), utilisation])
+        utilisation = hours(100 * shown.used / capacity_so_far) if capacity_so_far else ZERO
+        pools.rows.append([pool.name, pool.gpu_type, pool.gpu_count, shown.budget, shown.granted, shown.used, utilisation])
 
     total_budget = sum((b.gpu_hours for b in budgets), ZERO)
     today = timezone.localtime(now, calendar.tz).date()
     remaining, burn, spent = [], total_budget, ZERO
     for day in days:
         spent += per_day.get(day, ZERO)
-        remaining.append(_round(burn - spent) if day <= today else None)
-    ideal = [_round(total_budget * (len(days) - index - 1) / len(days)) for index in range(len(days))]
+        remaining.append(hours(burn - spent) if day <= today else None)
+    ideal = [hours(total_budget * (len(days) - index - 1) / len(days)) for index in range(len(days))]
     return CycleOverview(
         cycle=cycle,
         cycles=list(cycle_list()),
@@ -209,8 +202,9 @@ def cycle_overview(cycle: Cycle, *, now: datetime | None = None, user: User | No
         burn_remaining=remaining,
         burn_ideal=ideal,
         budget=total_budget,
-        granted=sum(granted.values(), ZERO),
-        used=_round(sum(used_by_area.values(), ZERO)),
+        granted=figures.org().granted,
+        used=figures.org().used,
+        forecast=forecast,
     )
 
 
@@ -220,9 +214,10 @@ def burn_down_table(overview: CycleOverview) -> Table:
     return table
 
 
-def requests_table(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> Table:
+def requests_table(requests: Iterable[Request]) -> Table:
+    """The requests (for example the review desk's, filtered and sorted as its URL says) as a table."""
     table = Table("requests", "Requests", ["#", "Target", "Area", "Pool", "Stage", "Requested GPU-h", "Granted GPU-h", "Status", "Requester", "Submitted"])
-    for request in request_queue(cycle, status=status, user=user):
+    for request in requests:
         table.rows.append([
             request.pk, request.target_label, request.area.name, request.pool.name, request.stage,
             request.gpu_hours, request.granted_hours, request.status, request.requester.get_username(),
@@ -231,70 +226,40 @@ def requests_table(cycle: Cycle, *, status: str | None = None, user: User | None
     return table
 
 
-STAGE_RANK = {"integration": 0, "scale-up": 1, "pilot": 2}
-
-
-def _queue_rows() -> QuerySet:
-    return Request.objects.select_related("area", "idea", "pool", "requester", "review__reviewer", "cycle").prefetch_related("revisions")
-
-
 def request_queue_item(request_id: int) -> Request:
-    return _queue_rows().get(pk=request_id)
+    """One request with what its desk row shows."""
+    return Request.objects.select_related("area", "idea", "pool", "requester", "review__reviewer", "cycle").get(pk=request_id)
 
 
-def request_queue(cycle: Cycle, *, status: str | None = None, user: User | None = None) -> list[Request]:
-    """Requests of a cycle, largest first and, at equal amounts, later stages (integration) first."""
-    requests = _queue_rows().filter(_rows(user), cycle=cycle)
-    if status:
-        requests = requests.filter(status=status)
-    return sorted(requests, key=lambda r: (-r.gpu_hours, STAGE_RANK.get(r.stage, 9), r.pk))
-
-
-def requests_visible(*, user: User, cycle: int | None = None, area: str | None = None, status: str | None = None,
-                     stage: str | None = None) -> QuerySet[Request]:
-    """Requests ``user`` may see, newest first (the API's list), with what their rows show loaded."""
-    requests = Request.objects.filter(_rows(user)).select_related("area", "idea", "pool", "requester")
-    requests = requests.prefetch_related("revisions")
-    filters = {"cycle_id": cycle, "area__slug": area, "status": status, "stage": stage}
-    return requests.filter(**{name: value for name, value in filters.items() if value is not None}).order_by("-created_at", "-id")
+def allocation_figures(allocation: Allocation, figures: CycleFigures) -> Figures:
+    """The figures of the org budget, area or idea a grant belongs to, in its pool."""
+    if allocation.level == Allocation.Level.ORG:
+        return figures.org(allocation.pool_id)
+    if allocation.level == Allocation.Level.AREA:
+        return figures.area(allocation.area_id, allocation.pool_id)
+    return figures.idea(allocation.idea_id, allocation.pool_id)
 
 
 def allocations_for_cycle(cycle: Cycle, *, user: User | None = None) -> list[dict]:
-    """Every grant of the cycle (that ``user`` may see) with what was used under it, its descendants included,
-    and what is left (the API's allocation list)."""
-    used = dict(
-        UsageEntry.objects.filter(cycle=cycle).values("allocation_id").annotate(total=Sum("gpu_hours")).values_list("allocation_id", "total")
-    )
-    allocations = list(Allocation.objects.filter(cycle=cycle).select_related("pool", "area", "idea").order_by("pool__name", "level", "id"))
-    children = defaultdict(lambda: ZERO)
-    for allocation in allocations:
-        if allocation.parent_id:
-            children[allocation.parent_id] += allocation.gpu_hours
-    rollup = _usage_rollup(allocations, used)
+    """Every grant of the cycle (that ``user`` may see) with what its org, area or idea used in its pool and
+    what is left (the API's allocation list); the org budget's remaining is its budget less all usage."""
+    figures = cycle_figures(cycle)
+    allocations = Allocation.objects.filter(cycle=cycle).select_related("pool", "area", "idea").order_by("pool__name", "level", "id")
     if user is not None:  # hidden grants still count in their parents' totals, as usage does
-        shown = set(Allocation.objects.filter(compute_q(user), cycle=cycle).values_list("pk", flat=True))
-        allocations = [allocation for allocation in allocations if allocation.pk in shown]
-    return [
-        {
+        allocations = allocations.filter(compute_q(user))
+    children = dict(
+        Allocation.objects.filter(cycle=cycle, parent__isnull=False).values("parent_id").annotate(total=Sum("gpu_hours")).values_list("parent_id", "total")
+    )
+    rows = []
+    for allocation in allocations:
+        shown = allocation_figures(allocation, figures)
+        rows.append({
             "allocation": allocation,
-            "children_total": children[allocation.pk],
-            "used": _round(rollup[allocation.pk]),
-            "remaining": _round(allocation.gpu_hours - rollup[allocation.pk]),
-        }
-        for allocation in allocations
-    ]
-
-
-def _usage_rollup(allocations: list[Allocation], used: dict[int, Decimal]) -> dict[int, Decimal]:
-    """Usage under each node including its descendants (the tree is three levels deep)."""
-    rollup = defaultdict(lambda: ZERO)
-    by_id = {allocation.pk: allocation for allocation in allocations}
-    for allocation_id, amount in used.items():
-        node = by_id.get(allocation_id)
-        while node is not None:
-            rollup[node.pk] += amount
-            node = by_id.get(node.parent_id)
-    return rollup
+            "children_total": children.get(allocation.pk, ZERO),
+            "used": shown.used,
+            "remaining": shown.budget_left if allocation.level == Allocation.Level.ORG else shown.remaining,
+        })
+    return rows
 
 
 def allocations_table(cycle: Cycle, *, user: User | None = None) -> Table:
@@ -304,6 +269,30 @@ def allocations_table(cycle: Cycle, *, user: User | None = None) -> Table:
         target = {"org": "org", "area": getattr(allocation.area, "name", ""), "idea": getattr(allocation.idea, "key", "")}[allocation.level]
         table.rows.append([allocation.level, target, allocation.pool.name, allocation.gpu_hours, row["children_total"], row["used"], row["remaining"]])
     return table
+
+
+# --- figures (the API's granted / used / remaining) -------------------------------------------------------
+
+FIGURE_LEVELS = ("org", "pool", "area", "idea")
+
+
+def figure_rows(cycle: Cycle, *, level: str, user: User | None = None) -> list[dict]:
+    """The cycle's figures at one level, all pools together (org, area, idea) or per pool, for the areas and
+    ideas ``user`` may see: the numbers the pages and CSVs show, from the same ``compute.figures``."""
+    figures = cycle_figures(cycle, ideas=level == "idea")
+    if level == "org":
+        return [{"target": "org", "figures": figures.org(), "has_budget": True}]
+    if level == "pool":
+        pools = Pool.objects.in_bulk(figures.pool_ids())
+        rows = ({"target": pools[pk].name, "figures": figures.org(pk), "has_budget": True} for pk in pools)
+        return sorted(rows, key=lambda row: row["target"])
+    if level == "area":
+        areas = _areas(user).filter(pk__in=figures.area_ids()).order_by("slug")
+        return [{"target": area.slug, "figures": figures.area(area.pk), "has_budget": False} for area in areas]
+    ideas = Idea.objects.filter(pk__in=figures.idea_ids()).order_by("number")
+    if user is not None:
+        ideas = ideas.filter(area__in=_areas(user))
+    return [{"target": idea.key, "figures": figures.idea(idea.pk), "has_budget": False} for idea in ideas]
 
 
 # --- usage ------------------------------------------------------------------------------------------------
@@ -346,55 +335,37 @@ def area_budget(area: Area, cycle: Cycle, *, now: datetime | None = None) -> Are
     """An area's grant per pool, its ideas' grants and usage, and a suggested "request more" amount:
     the usage projected to the end of the cycle at the current pace, less the grant."""
     now = now or timezone.now()
-    area_grants = list(
-        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.AREA, area=area).select_related("pool").order_by("pool__name")
-    )
-    idea_grants = list(
-        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.IDEA, area=area).select_related("pool", "idea").order_by("idea__number", "pool__name")
-    )
-    used_by_pool = dict(
-        UsageEntry.objects.filter(cycle=cycle, area=area).values("pool_id").annotate(total=Sum("gpu_hours")).values_list("pool_id", "total")
-    )
-    used_by_idea = {
-        (row["idea_id"], row["pool_id"]): row["total"]
-        for row in UsageEntry.objects.filter(cycle=cycle, area=area, idea__isnull=False)
-        .values("idea_id", "pool_id").annotate(total=Sum("gpu_hours"))
-    }
+    figures = cycle_figures(cycle)
+    pools = Pool.objects.in_bulk(figures.area_pools(area.pk))
+    ideas_in_area = list(Idea.objects.filter(area=area, pk__in=figures.idea_ids()).order_by("number"))
     handed = defaultdict(lambda: ZERO)
-    for grant in idea_grants:
-        handed[grant.pool_id] += grant.gpu_hours
-    grants = Table("grants", "Area grant", ["Pool", "Granted GPU-h", "Handed to ideas GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    for grant in area_grants:
-        used = used_by_pool.get(grant.pool_id, ZERO)
-        grants.rows.append([grant.pool.name, grant.gpu_hours, handed[grant.pool_id], _round(used), _round(grant.gpu_hours - used)])
     ideas = Table("ideas", "Ideas", ["Idea", "Title", "Status", "Pool", "Granted GPU-h", "Used GPU-h", "Remaining GPU-h"])
-    seen = set()
-    for grant in idea_grants:
-        used = used_by_idea.get((grant.idea_id, grant.pool_id), ZERO)
-        seen.add((grant.idea_id, grant.pool_id))
-        ideas.rows.append([grant.idea, grant.idea.title, grant.idea.get_status_display(), grant.pool.name, grant.gpu_hours, _round(used), _round(grant.gpu_hours - used)])
-    ungranted = [(key, total) for key, total in used_by_idea.items() if key not in seen]
-    if ungranted:
-        idea_by_id = Idea.objects.in_bulk([idea_id for (idea_id, _), _ in ungranted])
-        pool_by_id = Pool.objects.in_bulk([pool_id for (_, pool_id), _ in ungranted])
-        for (idea_id, pool_id), used in ungranted:
-            idea = idea_by_id[idea_id]
-            # No grant of its own: it ran on the area's grant, so it has no remaining of its own either.
-            ideas.rows.append([idea, idea.title, idea.get_status_display(), pool_by_id[pool_id].name, None, _round(used), None])
-    granted = sum((g.gpu_hours for g in area_grants), ZERO)
-    used_total = sum(used_by_pool.values(), ZERO)
-    elapsed, total = _elapsed_hours(cycle, now), cycle.window.hours
-    projected = used_total * total / elapsed if elapsed else ZERO
+    for idea in ideas_in_area:
+        for pool_id in figures.idea_pools(idea.pk):
+            shown = figures.idea(idea.pk, pool_id)
+            if not shown.has_grant and not shown.used:
+                continue  # only requested so far
+            handed[pool_id] += shown.granted
+            # Without a grant of its own the idea ran on the area's grant: it has no remaining of its own either.
+            granted, remaining = (shown.granted, shown.remaining) if shown.has_grant else (None, None)
+            ideas.rows.append([idea, idea.title, idea.get_status_display(), pools[pool_id].name, granted, shown.used, remaining])
+    grants = Table("grants", "Area grant", ["Pool", "Granted GPU-h", "Handed to ideas GPU-h", "Used GPU-h", "Remaining GPU-h"])
+    for pool in sorted(pools.values(), key=lambda pool: pool.name):
+        shown = figures.area(area.pk, pool.pk)
+        grants.rows.append([pool.name, shown.granted, hours(handed[pool.pk]), shown.used, shown.remaining])
+    total = figures.area(area.pk)
+    elapsed = _elapsed_hours(cycle, now)
+    projected = total.used * cycle.window.hours / elapsed if elapsed else ZERO
     return AreaBudget(
         area=area,
         cycle=cycle,
         grants=grants,
         ideas=ideas,
         requests=list(Request.objects.filter(cycle=cycle, area=area).select_related("idea", "pool", "requester").order_by("-created_at")),
-        granted=granted,
-        used=_round(used_total),
-        unassigned=granted - sum(handed.values(), ZERO),
-        suggested_request=max(ZERO, _round(projected - granted)),
+        granted=total.granted,
+        used=total.used,
+        unassigned=hours(total.granted - sum(handed.values(), ZERO)),
+        suggested_request=max(ZERO, hours(projected - total.granted)),
     )
 
 
@@ -404,38 +375,20 @@ def area_budget(area: Area, cycle: Cycle, *, now: datetime | None = None) -> Are
 @dataclass
 class IdeaBudget:
     cycle: Cycle | None
+    total: Figures
     rows: list[dict]
-
-    @property
-    def granted(self) -> Decimal:
-        return sum((row["granted"] for row in self.rows), ZERO)
-
-    @property
-    def used(self) -> Decimal:
-        return sum((row["used"] for row in self.rows), ZERO)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.granted - self.used
 
 
 def idea_budget(idea: Idea, *, now: datetime | None = None) -> IdeaBudget:
-    """Grant, usage and remaining hours of one idea in the current cycle, per pool."""
-    cycle = Cycle.objects.filter(start__lte=now or timezone.now(), end__gt=now or timezone.now()).first()
+    """Grant, usage and remaining hours of one idea in the current cycle, in all and per pool."""
+    now = now or timezone.now()
+    cycle = Cycle.objects.filter(start__lte=now, end__gt=now).first()
     if cycle is None:
-        return IdeaBudget(cycle=None, rows=[])
-    grants = dict(
-        Allocation.objects.filter(cycle=cycle, level=Allocation.Level.IDEA, idea=idea).values_list("pool__name", "gpu_hours")
-    )
-    used = dict(
-        UsageEntry.objects.filter(cycle=cycle, idea=idea).values("pool__name").annotate(total=Sum("gpu_hours")).values_list("pool__name", "total")
-    )
-    rows = [
-        {"pool": name, "granted": grants.get(name, ZERO), "used": _round(used.get(name, ZERO)),
-         "remaining": _round(grants.get(name, ZERO) - used.get(name, ZERO))}
-        for name in sorted(set(grants) | set(used))
-    ]
-    return IdeaBudget(cycle=cycle, rows=rows)
+        return IdeaBudget(cycle=None, total=Figures.of_nothing(), rows=[])
+    figures = cycle_figures(cycle)
+    pools = Pool.objects.in_bulk(figures.idea_pools(idea.pk))
+    rows = [{"pool": pools[pool_id].name, "figures": figures.idea(idea.pk, pool_id)} for pool_id in figures.idea_pools(idea.pk)]
+    return IdeaBudget(cycle=cycle, total=figures.idea(idea.pk), rows=sorted(rows, key=lambda row: row["pool"]))
 
 
 # --- trends -----------------------------------------------------------------------------------------------
@@ -458,7 +411,7 @@ def trends(*, last: int = 12, now: datetime | None = None, user: User | None = N
     areas = _areas(user).filter(pk__in={area_id for area_id, _ in usage}).order_by("name")
     per_area = Table("per_area", "GPU-hours per area per cycle", ["Area", *[str(c.first_day) for c in cycles]])
     for area in areas:
-        per_area.rows.append([area, *[_round(usage[(area.pk, c.pk)]) for c in cycles]])
+        per_area.rows.append([area, *[hours(usage[(area.pk, c.pk)]) for c in cycles]])
     landed = Table("landed", "Cost of landed ideas", ["Idea", "Title", "Area", "Cycles with usage", "Used GPU-h", "Granted GPU-h"])
     used = {
         row["idea_id"]: row
@@ -472,6 +425,6 @@ def trends(*, last: int = 12, now: datetime | None = None, user: User | None = N
     ideas = Idea.objects.filter(area__in=_areas(user)) if user is not None else Idea.objects.all()
     for idea in ideas.filter(pk__in=set(used) | set(granted)).select_related("area").order_by("number"):
         row = used.get(idea.pk, {"total": ZERO, "cycles": 0})
-        landed.rows.append([idea, idea.title, idea.area.name, row["cycles"], _round(row["total"]), granted.get(idea.pk, ZERO)])
+        landed.rows.append([idea, idea.title, idea.area.name, row["cycles"], hours(row["total"]), granted.get(idea.pk, ZERO)])
     return Trends(cycles=cycles, per_area=per_area, landed=landed)
 

@@ -119,9 +119,42 @@ class PoolSerializer(serializers.ModelSerializer):
         fields = ["name", "gpu_type", "gpu_count"]
 
 
+class FiguresQuerySerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["org", "pool", "area", "idea"], default="area")
+
+
+class FigureRowSerializer(serializers.Serializer):
+    target = serializers.CharField(help_text="`org`, a pool name, an area slug or an idea key")
+    budget_gpu_hours = hours_field(source="figures.budget", allow_null=True, help_text="the org budget (org and pool rows; null otherwise)")
+    granted_gpu_hours = hours_field(source="figures.granted")
+    used_gpu_hours = hours_field(source="figures.used")
+    remaining_gpu_hours = hours_field(source="figures.remaining", help_text="granted − used")
+    unallocated_gpu_hours = hours_field(source="figures.unallocated", allow_null=True, help_text="budget − granted (org and pool rows; null otherwise)")
+    requested_gpu_hours = hours_field(source="figures.requested")
+    open_requested_gpu_hours = hours_field(source="figures.open_requested", help_text="requested and not yet decided")
+    has_grant = serializers.BooleanField(source="figures.has_grant")
+
+    def to_representation(self, row: dict) -> dict:
+        data = super().to_representation(row)
+        if not row["has_budget"]:  # areas and ideas have grants, not a budget
+            data["budget_gpu_hours"] = data["unallocated_gpu_hours"] = None
+        return data
+
+
+class FiguresSerializer(serializers.Serializer):
+    cycle = serializers.IntegerField()
+    level = serializers.CharField()
+    results = FigureRowSerializer(many=True)
+
+
 class RequestListQuerySerializer(serializers.Serializer):
-    cycle = serializers.IntegerField(required=False, help_text="cycle id")
-    area = serializers.SlugField(required=False, help_text="area slug")
-    status = serializers.ChoiceField(choices=Request.Status.choices, required=False)
+    """The review desk's filters, for scripts: the same names and values as its URL."""
+
+    cycle = serializers.IntegerField(required=False, help_text="default: the current cycle")
+    area = serializers.SlugField(required=False)
+    pool = serializers.CharField(required=False)
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    status = serializers.ChoiceField(choices=["open", "decided", "all", "approved", "trimmed", "refused"], default="all")
+    requester = serializers.CharField(required=False, help_text="a username")
+    sort = serializers.ChoiceField(choices=[f"{sign}{name}" for name in ("id", "area", "idea", "requester", "pool", "stage", "hours", "age") for sign in ("", "-")], default="-hours")
     page = serializers.IntegerField(required=False, min_value=1)

@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from compute import notifications, permissions, selectors, visibility
 from compute.cycles import Calendar, CycleWindow, Phase, phase_index
-from compute.errors import AlreadyDecided, BelowChildren, CycleClosed, CycleNotOpen, ParentOverdrawn
+from compute.errors import AlreadyDecided, BelowChildren, CycleClosed, CycleNotOpen, ParentOverdrawn, RequestAlreadyOpen
 from compute.models import (
     ZERO,
     Allocation,
@@ -296,6 +296,20 @@ def _clean_request_fields(*, cycle: Cycle, pool: Pool, area: Area, idea: Idea | 
     return amount
 
 
+def _already_open_message(existing: Request, *, can_amend: bool) -> str:
+    asked = f"{existing.requester.get_username()} asked for {existing.gpu_hours} GPU-h on {timezone.localtime(existing.created_at):%d %b}"
+    said = (
+        f"{existing.target_label} already has an open request for {existing.pool.name} in this cycle "
+        f"(request #{existing.pk}: {asked}). There can be one open request per area or idea and pool at a time, "
+    )
+    if can_amend:
+        return said + f"so amend request #{existing.pk} with your hours and reasons instead; its current text is kept in its history."
+    return said + (
+        f"and only {existing.requester.get_username()} or the PIC of {existing.area.name} "
+        f"({existing.area.pic.get_username()}) may amend it: ask them to add your hours, or request for one of the area's ideas."
+    )
+
+
 @transaction.atomic
 def request_submit(
     *,
@@ -308,11 +322,14 @@ def request_submit(
     justification: str,
     stage: str,
     evidence_links: Sequence[str] = (),
+    open_request: str = "amend",
     now: datetime | None = None,
 ) -> tuple[Request, bool]:
-    """Open a request, or edit the open one for the same (cycle, pool, target) keeping its old text.
+    """Open a request, or amend the open one for the same (cycle, pool, target) keeping its old text.
 
-    Returns ``(request, created)``. Only while the cycle is ``open``.
+    Returns ``(request, created)``. Only while the cycle is ``open``. With ``open_request="refuse"`` (the
+    page's new-request form, until the person chose to amend) an open request for the target is not amended
+    but answered with ``RequestAlreadyOpen``, which says so in their terms and whether they may amend it.
     """
     if not permissions.can_request(requester):
         raise PermissionDenied("sign in to request compute")
@@ -331,7 +348,7 @@ def request_submit(
             phase=cycle.phase,
         )
     existing = (
-        Request.objects.select_for_update()
+        Request.objects.select_for_update(of=("self",)).select_related("requester", "pool", "area__pic", "idea")
         .filter(cycle=cycle, pool=pool, area=area, idea=idea, status=Request.Status.OPEN)
         .first()
     )
@@ -341,11 +358,9 @@ def request_submit(
             justification=justification, evidence_links=links, stage=stage,
         )
         return request, True
-    if existing.requester_id != requester.pk and not permissions.is_pic(requester, area):
-        raise PermissionDenied(
-            f"request #{existing.pk} for {existing.target_label} on {pool.name} is open; "
-            "only its requester or the area's PIC may edit it"
-        )
+    can_amend = existing.requester_id == requester.pk or permissions.is_pic(requester, area)
+    if open_request != "amend" or not can_amend:
+        raise RequestAlreadyOpen(_already_open_message(existing, can_amend=can_amend), request=existing.pk, can_amend=can_amend)
     RequestRevision.objects.create(
         request=existing, editor=requester, gpu_hours=existing.gpu_hours, justification=existing.justification,
         evidence_links=existing.evidence_links, stage=existing.stage,
@@ -415,6 +430,38 @@ def request_review(
     )
     notifications.publish_request_reviewed(review.pk)
     return review
+
+
+@transaction.atomic
+def requests_approve_pilots(*, cycle: Cycle, request_ids: Sequence[int], reviewer: AbstractBaseUser) -> list[Review]:
+    """Approve several open pilot requests of ``cycle`` at once (the reviewer's bulk action).
+
+    All or nothing: if any selected request is not an open pilot of this cycle, or the pilots together ask a
+    pool for more than its org budget has left to grant, nothing is approved and the error says which and by
+    how much. Each approval is then an ordinary ``request_review``.
+    """
+    ids = sorted(set(request_ids))
+    if not ids:
+        raise ValidationError({"requests": "select at least one pilot request to approve"})
+    requests = list(Request.objects.select_for_update(of=("self",)).filter(cycle=cycle, pk__in=ids).select_related("pool", "area", "idea").order_by("pk"))
+    missing = sorted(set(ids) - {request.pk for request in requests})
+    if missing:
+        raise ValidationError({"requests": f"no request {', '.join(f'#{pk}' for pk in missing)} in cycle {cycle}"})
+    not_pilots = [f"#{r.pk} ({r.get_stage_display().lower()})" for r in requests if r.stage != Stage.PILOT]
+    if not_pilots:
+        raise ValidationError({"requests": f"bulk approval is for pilots only; decide {', '.join(not_pilots)} one by one"})
+    decided = [f"#{r.pk} ({r.status})" for r in requests if r.status != Request.Status.OPEN]
+    if decided:
+        raise AlreadyDecided(f"already decided: {', '.join(decided)}; leave them out of the selection")
+    asked: dict[int, Decimal] = {}
+    pools = {}
+    for request in requests:
+        asked[request.pool_id] = asked.get(request.pool_id, ZERO) + request.gpu_hours
+        pools[request.pool_id] = request.pool
+    for pool_id in sorted(asked, key=lambda pk: pools[pk].name):  # org rows locked in one order: no deadlock
+        org = _org_for_update(cycle, pools[pool_id])
+        _require_room(org, asked[pool_id], what=f"approving the {sum(r.pool_id == pool_id for r in requests)} selected pilots")
+    return [request_review(request=request, reviewer=reviewer, decision=Review.Decision.APPROVE) for request in requests]
 
 
 # --- launches and usage ---------------------------------------------------------------------------------

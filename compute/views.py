@@ -14,14 +14,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from compute import charts, evidence, permissions, selectors, services
+from compute import charts, evidence, ledger, permissions, report, selectors, services
 from compute.csv_export import table_response
 from compute.cycles import Phase
-from compute.errors import ComputeConflict
-from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm
+from compute.desk import desk_panel, desk_requests, desk_rows, filtered_requests, review_desk
+from compute.errors import ComputeConflict, RequestAlreadyOpen
+from compute.figures import cycle_figures
+from compute.forms import GrantForm, PhaseForm, RequestForm, ReviewForm, form_error_text
 from compute.models import Request
 from compute.visibility import visible_requests
 from core.forms import apply_service_error, parse_lines
+from core.selectors import get_or_404
+from ideas.models import Idea
+from ideas.selectors import parse_idea_key
 
 
 def _cycle_from_query(request: HttpRequest):
@@ -65,10 +70,18 @@ def cycle_overview(request: HttpRequest, cycle_id: int) -> HttpResponse:
 CYCLE_TABLES = {
     "areas": lambda cycle, user: selectors.cycle_overview(cycle, user=user).areas,
     "pools": lambda cycle, user: selectors.cycle_overview(cycle, user=user).pools,
+    "forecast": lambda cycle, user: selectors.cycle_overview(cycle, user=user).forecast,
     "burndown": lambda cycle, user: selectors.burn_down_table(selectors.cycle_overview(cycle, user=user)),
-    "requests": lambda cycle, user: selectors.requests_table(cycle, user=user),
+    "requests": lambda cycle, user: selectors.requests_table(desk_requests(cycle, user=user, status="all")),
     "allocations": lambda cycle, user: selectors.allocations_table(cycle, user=user),
+    **{name: (lambda cycle, user, name=name: getattr(report.cycle_report(cycle, user=user), name)) for name in report.TABLES},
 }
+
+
+@login_required
+def cycle_report(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    data = report.cycle_report(selectors.cycle_get(cycle_id), user=request.user)
+    return render(request, "compute/cycle_report.html", {"report": data, "cycle": data.cycle, "cycles": selectors.cycle_list()})
 
 
 @login_required
@@ -104,45 +117,83 @@ def _require_reviewer(request: HttpRequest) -> None:
 
 @login_required
 def review_queue(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The review desk: filters and sorting in the URL, a page of requests, the running budget panel."""
+    _require_reviewer(request)
+    desk = review_desk(selectors.cycle_get(cycle_id), data=request.GET, user=request.user)
+    context = {"desk": desk, "cycle": desk.cycle, "cycles": selectors.cycle_list(), "panel": desk.panel}
+    return render(request, "compute/review_queue.html", context, status=400 if desk.form.errors else 200)
+
+
+@login_required
+def review_panel(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The desk's budget panel alone: htmx reloads it whenever a decision answers with ``budgetChanged``."""
     _require_reviewer(request)
     cycle = selectors.cycle_get(cycle_id)
-    queue = selectors.request_queue(cycle, user=request.user)
-    return render(
-        request,
-        "compute/review_queue.html",
-        {
-            "cycle": cycle,
-            "open_requests": [r for r in queue if r.status == Request.Status.OPEN],
-            "decided": [r for r in queue if r.status != Request.Status.OPEN],
-            "verdicts": evidence.link_verdicts(link for r in queue for link in r.evidence_links),
-            "cycles": selectors.cycle_list(),
-        },
-    )
+    return render(request, "compute/_budget_panel.html", {"panel": desk_panel(cycle), "cycle": cycle})
+
+
+def _desk_row_response(request: HttpRequest, compute_request: Request, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The decided (or refused-with-the-error) row; a decision also tells the page to reload the budget panel
+    (a table row and a panel cannot travel in one htmx answer: HTML parses a lone ``<tr>`` only in a table)."""
+    compute_request = selectors.request_queue_item(compute_request.pk)
+    previous = selectors.cycle_before(compute_request.cycle)
+    row = desk_rows([compute_request], previous=cycle_figures(previous, ideas=False) if previous else None)[0]
+    response = render(request, "compute/_review_row.html", {"row": row, "error": error}, status=status)
+    if not error:
+        response["HX-Trigger"] = "budgetChanged"
+    return response
 
 
 @login_required
 @require_POST
 def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
-    """The reviewer's decision from the queue; answers with the request's row, decided or with the error."""
+    """The reviewer's decision from the desk; answers with the request's row, decided or with the error."""
     compute_request = get_object_or_404(
         visible_requests(request.user).select_related("area", "idea", "pool", "requester", "cycle"), pk=request_id
     )
     form = ReviewForm(request.POST)
-    error, status = "", 200
     if not form.is_valid():
-        error, status = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()), 400
+        return _desk_row_response(request, compute_request, error=form_error_text(form), status=400)
+    try:
+        services.request_review(request=compute_request, reviewer=request.user, **form.cleaned_data)
+    except PermissionDenied as denied:
+        return _desk_row_response(request, compute_request, error=str(denied), status=403)
+    except ValidationError as invalid:
+        return _desk_row_response(request, compute_request, error=" ".join(invalid.messages), status=400)
+    except ComputeConflict as conflict:
+        return _desk_row_response(request, compute_request, error=str(conflict), status=409)
+    return _desk_row_response(request, compute_request)
+
+
+@login_required
+def review_csv(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """The desk's requests as CSV, filtered and sorted as its URL says (every page, not just one)."""
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    form, requests = filtered_requests(cycle, data=request.GET, user=request.user)
+    if form.errors:
+        return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
+    return table_response(selectors.requests_table(requests), filename=f"cycle-{cycle.first_day}-review.csv")
+
+
+@login_required
+@require_POST
+def requests_bulk_approve(request: HttpRequest, cycle_id: int) -> HttpResponse:
+    """Approve the selected pilot requests (all or none), then back to the desk as it was filtered."""
+    _require_reviewer(request)
+    cycle = selectors.cycle_get(cycle_id)
+    ids = [int(raw) for raw in request.POST.getlist("requests") if raw.isdigit()]
+    try:
+        reviews = services.requests_approve_pilots(cycle=cycle, request_ids=ids, reviewer=request.user)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    except (ComputeConflict, PermissionDenied) as refused:
+        messages.error(request, str(refused))
     else:
-        try:
-            services.request_review(request=compute_request, reviewer=request.user, **form.cleaned_data)
-        except PermissionDenied as denied:
-            error, status = str(denied), 403
-        except ValidationError as invalid:
-            error, status = " ".join(invalid.messages), 400
-        except ComputeConflict as conflict:
-            error, status = str(conflict), 409
-    compute_request = selectors.request_queue_item(compute_request.pk)
-    verdicts = evidence.link_verdicts(compute_request.evidence_links)
-    return render(request, "compute/_review_row.html", {"r": compute_request, "error": error, "verdicts": verdicts}, status=status)
+        granted = sum(review.granted_hours for review in reviews)
+        messages.success(request, f"Approved {len(reviews)} pilot request{'s' if len(reviews) != 1 else ''}: {granted} GPU-h granted.")
+    back = request.POST.get("back", "")
+    return redirect(reverse("compute:review_queue", args=[cycle.pk]) + (f"?{back}" if back and "//" not in back else ""))
 
 
 # --- requests -----------------------------------------------------------------------------------------
@@ -150,15 +201,21 @@ def request_review(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @login_required
 def request_new(request: HttpRequest) -> HttpResponse:
+    """A new request; when its target already has an open one, the page offers to amend that one instead."""
     cycle = selectors.cycle_open_for_requests()
+    amendable = None
     form = RequestForm(request.POST or None, initial=request.GET.dict(), user=request.user)
     if request.method == "POST" and form.is_valid() and cycle is not None:
         data = dict(form.cleaned_data)
         data["evidence_links"] = parse_lines(data["evidence_links"])
+        data["open_request"] = "amend" if data.pop("amend") else "refuse"
         try:
             compute_request, created = services.request_submit(requester=request.user, cycle=cycle, **data)
         except ValidationError as error:
             apply_service_error(form, error)
+        except RequestAlreadyOpen as already_open:
+            form.add_error(None, str(already_open))
+            amendable = already_open.details["request"] if already_open.details["can_amend"] else None
         except (ComputeConflict, PermissionDenied) as refused:
             form.add_error(None, str(refused))
         else:
@@ -166,7 +223,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Request #{compute_request.pk} for {compute_request.target_label} {verb}.")
             return redirect(reverse("compute:budget", args=[compute_request.area.slug]) + f"?cycle={cycle.pk}")
     status = 400 if request.method == "POST" else 200
-    return render(request, "compute/request_form.html", {"form": form, "cycle": cycle}, status=status)
+    return render(request, "compute/request_form.html", {"form": form, "cycle": cycle, "amendable": amendable}, status=status)
 
 
 # --- area page ----------------------------------------------------------------------------------------
@@ -205,7 +262,7 @@ def area_grant(request: HttpRequest, slug: str) -> HttpResponse:
     form = GrantForm(request.POST, area=area)
     target = reverse("compute:budget", args=[area.slug]) + f"?cycle={cycle.pk}"
     if not form.is_valid():
-        messages.error(request, "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()))
+        messages.error(request, form_error_text(form))
         return redirect(target)
     try:
         grant = services.allocation_set(cycle=cycle, area=area, actor=request.user, **form.cleaned_data)
@@ -229,6 +286,33 @@ def area_csv(request: HttpRequest, slug: str, table: str) -> HttpResponse:
     cycle = _cycle_from_query(request)
     budget = selectors.area_budget(area, cycle)
     return table_response(getattr(budget, table), filename=f"{area.slug}-{cycle.first_day}-{table}.csv")
+
+
+# --- usage ledger --------------------------------------------------------------------------------------
+
+
+def _ledger_target(request: HttpRequest, slug: str):
+    """The area (404 when hidden), the cycle and the optional ``?idea=<key>`` of that area."""
+    area = selectors.area_get(slug, user=request.user)
+    idea = None
+    if key := request.GET.get("idea"):
+        number = parse_idea_key(key)
+        idea = get_or_404(Idea.objects.filter(area=area), f"no idea {key!r} in {area.name}", number=number if number is not None else -1)
+    return area, _cycle_from_query(request), idea
+
+
+@login_required
+def usage_ledger(request: HttpRequest, slug: str) -> HttpResponse:
+    area, cycle, idea = _ledger_target(request, slug)
+    data = ledger.usage_ledger(cycle, area=area, idea=idea, page=request.GET.get("page") or 1)
+    return render(request, "compute/ledger.html", {"ledger": data, "cycle": cycle, "area": area, "cycles": selectors.cycle_list()})
+
+
+@login_required
+def usage_ledger_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    area, cycle, idea = _ledger_target(request, slug)
+    name = f"{area.slug}{'-' + idea.key if idea else ''}-{cycle.first_day}-ledger.csv"
+    return table_response(ledger.ledger_table(cycle, area=area, idea=idea), filename=name)
 
 
 # --- trends ------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""What the compute pages show of experiments: the verdicts of studies and runs linked as a request's
-evidence, and an area's recent studies with the GPU-hours they used (to prefill "request more").
+"""What the compute pages show of experiments: the studies and runs linked as a request's evidence with
+their verdicts, seeds and caveats; an area's recent studies with the GPU-hours they used (to prefill "request
+more"); and the run and attempt behind each usage charge (the ledger).
 
-compute reads this module through its ``FLIGHTDECK_COMPUTE_EVIDENCE`` setting (``compute.evidence``), so it
-never imports experiments."""
+compute reads this module through its ``FLIGHTDECK_COMPUTE_EVIDENCE`` setting (``compute.evidence``, which
+defines the shapes answered here), so it never imports experiments."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,9 +13,11 @@ from urllib.parse import urlsplit
 from django.db.models import Sum
 from django.urls import Resolver404, resolve
 
+from compute.evidence import ChargedWork, StudyEvidence
 from core.types import User
 from experiments import selectors
-from experiments.models import Run, Study, StudyIdea
+from experiments.budget import attempt_charge_key
+from experiments.models import Attempt, Backend, Run, RunStatus, Study, StudyIdea
 from experiments.results import results_for
 from experiments.visibility import visible_studies
 from ideas.models import Area
@@ -38,8 +41,8 @@ def _linked_ids(link: str) -> tuple[str, int] | None:
     return kind, int(match.kwargs[argument])
 
 
-def link_verdicts(links: Iterable[str]) -> dict[str, list[str]]:
-    """Verdict lines per link to a study or run (a run's study's verdict); other links are left out.
+def link_evidence(links: Iterable[str]) -> dict[str, StudyEvidence]:
+    """The study behind each link to a study or run (a run's own study); other links are left out.
     A fixed number of queries, however many links."""
     targets = {link: ids for link in set(links) if (ids := _linked_ids(link))}
     run_studies = dict(
@@ -51,11 +54,31 @@ def link_verdicts(links: Iterable[str]) -> dict[str, list[str]]:
         return {}
     studies = {study.pk: study for study in selectors.studies_with_arms().filter(pk__in=wanted)}
     results = results_for(studies.values())
-    return {
-        link: [f"{studies[pk].label}: {line}" for line in results[pk].verdict or [NO_VERDICT]]
-        for link, pk in study_of.items()
-        if pk in studies
-    }
+    evidence = {}
+    for pk, study in studies.items():
+        result = results[pk]
+        evidence[pk] = StudyEvidence(
+            label=study.label, url=study.get_absolute_url(),
+            finished=selectors.study_status(study.runs.all()) == RunStatus.SUCCEEDED and result.has_values,
+            seeds=len(study.seeds), verdict=tuple(result.verdict or [NO_VERDICT]), caveats=tuple(result.warnings),
+        )
+    return {link: evidence[pk] for link, pk in study_of.items() if pk in evidence}
+
+
+def charged_work(attempt_keys: Iterable[str]) -> dict[str, ChargedWork]:
+    """The run and attempt behind each ``attempt-<id>`` charge key, in one query."""
+    wanted = {key: int(key.removeprefix("attempt-")) for key in set(attempt_keys)
+              if key.startswith("attempt-") and key.removeprefix("attempt-").isdigit()}
+    attempts = Attempt.objects.filter(pk__in=wanted.values()).select_related("run").only(
+        "number", "backend", "host", "external_id", "run__public_id", "run__study_id"
+    )
+    work = {}
+    for attempt in attempts:
+        where = f"Slurm job {attempt.external_id}" if attempt.backend == Backend.SLURM and attempt.external_id else f"host {attempt.host or '?'}"
+        work[attempt_charge_key(attempt.pk)] = ChargedWork(
+            run_label=attempt.run.public_id, run_url=attempt.run.get_absolute_url(), attempt=attempt.number, where=where,
+        )
+    return work
 
 
 @dataclass(frozen=True)
@@ -83,3 +106,4 @@ def request_prefill(area: Area, *, user: User) -> dict[str, str]:
         "justification": f"Our last {len(recent)} studies used {total:.2f} GPU-h:\n" + "\n".join(lines),
         "evidence_links": "\n".join(usage.study.get_absolute_url() for usage in recent),
     }
+

@@ -4,21 +4,22 @@ from decimal import Decimal
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from compute import permissions, selectors
 from ideas.models import Area, Idea
 
 register = template.Library()
+TENTH = Decimal("0.1")
 
 
 @register.filter
 def gpu_hours(value) -> str:
-    """``1234.5`` → ``1,234.5``; whole numbers without decimals; empty for no value."""
+    """``1234.5`` → ``1,234.5``; whole numbers without decimals; "—" for no value; never ``-0``."""
     if value is None or value == "":
         return "—"
-    amount = Decimal(value)
-    text = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.1f}"
-    return text
+    shown = Decimal(value).quantize(TENTH) + 0  # rounded first, then + 0 turns -0.0 into 0.0
+    return f"{shown:,.0f}" if shown == shown.to_integral_value() else f"{shown:,.1f}"
 
 
 @register.filter
@@ -60,3 +61,26 @@ def lookup(mapping, key):
 @register.filter
 def is_compute_reviewer(user) -> bool:
     return permissions.is_reviewer(user)
+
+
+@register.filter
+def age(moment) -> str:
+    """How long ago, in its largest unit only ("3 days", not "3 days, 4 hours"): the desk's Age column."""
+    return timesince(moment).split(",")[0]
+
+
+@register.simple_tag
+def sort_query(query, column: str, current: str) -> str:
+    """The desk's query string sorted by ``column``: descending first for amounts and age, toggled when it
+    is already the sort; filters kept, back to page 1."""
+    params = query.copy()
+    params.pop("page", None)
+    params["sort"] = column if current == f"-{column}" else f"-{column}"
+    return params.urlencode()
+
+
+@register.simple_tag
+def page_query(query, number: int) -> str:
+    params = query.copy()
+    params["page"] = number
+    return params.urlencode()

@@ -1,4 +1,5 @@
 """The compute REST API: shapes, bad input (400), state conflicts (409) and permissions (403)."""
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -152,3 +153,35 @@ def test_usage_rolls_up_per_area_idea_and_pool(api, member, area, idea, current_
     assert {(row["idea"], row["gpu_hours"]) for row in body["results"]} == {(idea.key, 8.0), (None, 2.0)}
     assert api(member).get("/api/v1/usage/?cycle=abc").status_code == 400
     assert api(member).get("/api/v1/usage/?area=nowhere").status_code == 400
+
+
+def test_requests_list_with_the_desks_filters(api, member, pic, reviewer, area, other_area, idea, open_cycle):
+    api(member).post("/api/v1/requests/", _body(open_cycle, gpu_hours=10), format="json")
+    api(pic).post("/api/v1/requests/", _body(open_cycle, idea=idea.key, gpu_hours=300, stage="scale-up"), format="json")
+    api(pic).post("/api/v1/requests/", _body(open_cycle, area="fp4", gpu_hours=50), format="json")
+    client = api(reviewer)
+    listed = client.get(f"/api/v1/requests/?cycle={open_cycle.pk}")
+    assert listed.status_code == 200 and [row["gpu_hours"] for row in listed.json()["results"]] == [300, 50, 10]
+    assert [row["area"] for row in client.get(f"/api/v1/requests/?cycle={open_cycle.pk}&area=routing&sort=hours").json()["results"]] == ["routing", "routing"]
+    assert [row["gpu_hours"] for row in client.get(f"/api/v1/requests/?cycle={open_cycle.pk}&requester=pia&stage=pilot").json()["results"]] == [50]
+    bad = client.get(f"/api/v1/requests/?cycle={open_cycle.pk}&area=nowhere&sort=sideways")
+    assert bad.status_code == 400 and set(bad.json()) >= {"sort"}
+    assert client.get(f"/api/v1/requests/?cycle={open_cycle.pk}&area=nowhere").json() == {"area": "no area 'nowhere'"}
+
+
+def test_figures_per_level_come_from_the_one_selector(api, member, reviewer, area, idea, current_cycle, pool, pic):
+    services.allocation_set(cycle=current_cycle, pool=pool, area=area, gpu_hours=100, actor=reviewer)
+    services.allocation_set(cycle=current_cycle, pool=pool, area=area, idea=idea, gpu_hours=40, actor=pic)
+    start = current_cycle.start
+    services.usage_charge_segment(attempt_key="x", segment_start=start, segment_end=start + timedelta(minutes=30), gpus=3,
+                                  pool=pool, area=area, idea=idea)
+    client = api(member)
+    areas = client.get(f"/api/v1/cycles/{current_cycle.pk}/figures/?level=area").json()["results"]
+    assert areas == [{"target": "routing", "budget_gpu_hours": None, "granted_gpu_hours": 100.0, "used_gpu_hours": 1.5,
+                      "remaining_gpu_hours": 98.5, "unallocated_gpu_hours": None, "requested_gpu_hours": 0.0,
+                      "open_requested_gpu_hours": 0.0, "has_grant": True}]
+    [row] = client.get(f"/api/v1/cycles/{current_cycle.pk}/figures/?level=idea").json()["results"]
+    assert row["target"] == idea.key and row["remaining_gpu_hours"] == 38.5
+    [pool_row] = client.get(f"/api/v1/cycles/{current_cycle.pk}/figures/?level=pool").json()["results"]
+    assert pool_row["target"] == "h100" and pool_row["unallocated_gpu_hours"] == pool_row["budget_gpu_hours"] - 100
+    assert client.get(f"/api/v1/cycles/{current_cycle.pk}/figures/?level=planet").status_code == 400

@@ -5,9 +5,11 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from compute import services
+from compute.figures import cycle_figures
 from compute.models import LaunchHold, UsageEntry
 from experiments import budget
 from experiments import services as experiment_services
@@ -59,6 +61,16 @@ def test_a_trained_ablation_charges_its_attempts_to_the_ideas_grant(celery_worke
     hold = LaunchHold.objects.get(launch_key=budget.study_launch_key(study_id))
     assert hold.allocation_id == idea_grant.pk and hold.released_at is not None
 
+    # The ledger names each charge's run and attempt and adds up to what the cycle's figures say.
+    page_client = Client()
+    page_client.force_login(pic)
+    ledger = page_client.get(f"/compute/areas/{area.slug}/ledger/?cycle={current_cycle.pk}&idea={patched_idea.key}").content.decode()
+    for run in runs:
+        assert f'href="{run.get_absolute_url()}">{run.public_id}</a>' in ledger
+        assert f"host {run.attempts.get().host}" in ledger
+    used = cycle_figures(current_cycle).idea(patched_idea.pk).used
+    assert f"<strong>{used}</strong>" in ledger
+
 
 @pytest.fixture
 def funded(current_cycle, pool, area, reviewer):
@@ -89,7 +101,10 @@ def test_the_review_queue_shows_the_verdicts_of_linked_studies_and_runs(client, 
 
     page = client.get(f"/compute/cycles/{open_cycle.pk}/review/").content.decode()
 
-    assert page.count(f"{study.label}: +{patched_idea.key} beats baseline") == 2  # via the study and via its run
+    row = page.split('class="evidence"', 1)[1].split("</td>", 1)[0]
+    assert row.count(f"+{patched_idea.key} beats baseline") == 1  # linked via the study and via its run: one study
+    assert f"{study.label}</a> · 3 seeds" in row and "not finished" not in row
+    assert "without" not in row  # a scale-up backed by a finished pilot is not flagged
     assert "3.3%" in page  # (2.90 − 3.00) / 3.00 of the mean final validation loss
 
 

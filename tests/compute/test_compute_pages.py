@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from compute import services
 from ideas import services as idea_services
 
-OVERVIEW_QUERIES = 14  # session, user, cycle, 3 sums per area, areas, org budgets, grants per pool, usage per pool and day, picker, open cycle, reviewer group, inbox badge
+OVERVIEW_QUERIES = 15  # session, user, cycle, 3 figure sums (grants, usage, requests), areas, 2 forecast sums (recent usage, holds), org budgets, usage per pool and day, picker, open cycle, reviewer group, inbox badge
 
 
 def _grant_and_use(cycle, pool, area, reviewer, pic, idea=None, *, hours=100, used_hours=3, key="A"):
@@ -45,7 +45,7 @@ def test_the_overview_shows_each_area_and_the_charts_data(client, current_cycle,
     page = client.get(f"/compute/cycles/{current_cycle.pk}/").content.decode()
     assert 'id="figure-areas"' in page and "Routing" in page
     assert '"name": "Granted"' in page or '"name":"Granted"' in page
-    assert "Review queue" not in page  # the PIC is not a reviewer
+    assert "Review desk" not in page  # the PIC is not a reviewer
 
 
 def test_every_table_downloads_as_csv(client, current_cycle, pool, area, idea, reviewer, pic):

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 
 from compute import services
 from compute.cycles import Phase
+from compute.errors import RequestAlreadyOpen
 from compute.models import AllocationChange, Review
 
 
@@ -83,7 +84,7 @@ def test_closed_cycles_accept_no_decisions(closed_cycle, pool, area, idea, pic):
 
 
 def test_only_the_requester_or_the_pic_edits_an_open_request(open_request, make_user, pic):
-    with pytest.raises(PermissionDenied, match="requester or the area's PIC"):
+    with pytest.raises(RequestAlreadyOpen, match="only .* or the PIC of .* may amend it"):
         services.request_submit(
             requester=make_user("outsider"), cycle=open_request.cycle, pool=open_request.pool, area=open_request.area,
             gpu_hours=500, justification="mine now", stage="pilot",

@@ -99,7 +99,8 @@ def test_an_agent_runs_the_research_loop_through_the_cli(gunicorn_server, celery
                       "--evidence", study_url)
     assert request["cycle"] == upcoming.pk and request["gpu_hours"] == 12.5 and request["status"] == "open"
     assert Request.objects.get(pk=request["id"]).evidence_links == [study_url]
-    assert [r["id"] for r in fd_json("compute", "requests", "--area", area.slug)] == [request["id"]]
+    mine = fd_json("compute", "requests", "--area", area.slug, "--cycle", str(upcoming.pk))
+    assert [r["id"] for r in mine] == [request["id"]]
     usage = fd_json("compute", "usage")
     assert usage["total_gpu_hours"] > 0  # the four runs were charged to the area's grant
 

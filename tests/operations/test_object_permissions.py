@@ -185,6 +185,7 @@ def world(db, settings) -> World:
 # Kwargs whose meaning depends on the URL: (URL name, kwarg) -> what fills it.
 BY_URL_NAME = {
     ("api_cycle_allocations", "pk"): "cycle",
+    ("api_cycle_figures", "pk"): "cycle",
     ("api_request_review", "pk"): "request",
     ("api_token_detail", "pk"): "token",
     ("token_revoke", "pk"): "token",
@@ -194,7 +195,7 @@ BY_URL_NAME = {
     ("trends_csv", "table"): "trend tables",
 }
 # Every table a page offers as CSV, and one it does not.
-TABLES = {"cycle tables": ["areas", "pools", "burndown", "requests", "allocations", "nope"],
+TABLES = {"cycle tables": ["areas", "pools", "forecast", "burndown", "requests", "allocations", "granted_used", "refused", "landed", "nope"],
           "area tables": ["grants", "ideas", "nope"], "trend tables": ["per_area", "landed", "nope"]}
 
 
