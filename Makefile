@@ -35,7 +35,8 @@ $(INSTALLED): requirements.txt pyproject.toml | $(BIN)/python
 run: $(INSTALLED)
 	@$(ENSURE_PACKAGES) $(RUN_PACKAGES)
 	@mkdir -p var/redis var/staticfiles
-	@# Redis comes up before seeding so the demo's live study is queued onto a real broker. A Redis that
+	@# Redis comes up before seeding so the demo's studies are queued onto a real broker: seeding only launches
+	@# them (seconds), and the worker started below trains them while the site already answers. A Redis that
 	@# already listens on the default port (e.g. the Debian service) is reused; one we start is shut down on exit.
 	@set -e; \
 	if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \

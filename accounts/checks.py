@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from accounts.ratelimit import parse_rate
 
-REQUIRED_RATES = ("login_username", "login_ip", "api_user", "api_anon")
+REQUIRED_RATES = ("login_username", "login_ip", "password_reset_email", "password_reset_ip", "api_user", "api_anon")
 
 
 @checks.register(checks.Tags.security)

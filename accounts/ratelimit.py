@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
+from django.contrib.auth.forms import UsernameField
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
@@ -157,9 +158,9 @@ LOGIN_IP = "login-ip"
 
 
 def _username_ident(username: str) -> str:
-    # Case and padding do not make a new account to guess at (usernames are looked up as typed, but an
-    # attacker must not get a fresh budget per spelling).
-    return username.strip().casefold()
+    """The identity authentication will check, normalised exactly as the sign-in form does it (stripped,
+    then NFKC: ``ｚara`` and ``ᶻara`` are ``zara``), then casefolded: no spelling buys a fresh budget."""
+    return UsernameField().to_python(username).casefold()
 
 
 def login_retry_after(*, username: str, ip: str) -> int:
@@ -183,6 +184,20 @@ def login_succeeded(*, username: str) -> None:
     """The owner got in: their username's failures are forgotten. The address's are not — otherwise one
     valid account would let an attacker reset the per-address budget between guesses."""
     clear(LOGIN_USERNAME, _username_ident(username))
+
+
+# ------------------------------------------------------------------------------------------ password reset
+
+PASSWORD_RESET_EMAIL = "password-reset-email"
+PASSWORD_RESET_IP = "password-reset-ip"
+
+
+def password_reset_hit(*, email: str, ip: str) -> int:
+    """Count one reset request (each may send an email); the lockout in seconds once a limit is used up,
+    else 0. Counted whether or not the address has an account, so the answer says nothing about that."""
+    counts = [hit(PASSWORD_RESET_EMAIL, email.strip().casefold(), configured_rate("password_reset_email")),
+              hit(PASSWORD_RESET_IP, ip, configured_rate("password_reset_ip"))]
+    return max((count.retry_after for count in counts if count.exceeded), default=0)
 
 
 # ---------------------------------------------------------------------------------------------------- API

@@ -4,12 +4,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from accounts import selectors
 from accounts.models import ApiToken, TokenState
@@ -84,3 +89,21 @@ def sessions_end_all(*, user: AbstractBaseUser) -> int:
     """Sign `user` out everywhere: delete every server-side session of theirs; returns how many."""
     deleted, _ = Session.objects.filter(session_key__in=selectors.session_keys_of(user)).delete()
     return deleted
+
+
+def password_reset_email_send(*, user_id: int, domain: str, use_https: bool) -> bool:
+    """Mail ``user_id`` a password reset link (Django's templates and token); False if they may not reset.
+
+    No writes: the token is derived from the user's current password hash and last sign-in, so it stops
+    working once used."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.has_usable_password() or not user.email:
+        return False
+    context = {
+        "email": user.email, "domain": domain, "site_name": domain, "user": user,
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user),
+        "protocol": "https" if use_https else "http",
+    }
+    PasswordResetForm().send_mail("registration/password_reset_subject.txt", "registration/password_reset_email.html",
+                                  context, None, user.email)
+    return True

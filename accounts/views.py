@@ -5,14 +5,14 @@ import math
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, PasswordResetView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import ratelimit, selectors, services
-from accounts.forms import ApiTokenForm
+from accounts.forms import ApiTokenForm, QueuedPasswordResetForm
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,33 @@ class RateLimitedLoginView(LoginView):
         # A fresh, unbound form: rendering the bound one would validate it, i.e. check the password.
         form = self.get_form_class()(self.request, initial={"username": username})
         response = self.render_to_response(self.get_context_data(form=form, refusal=message), status=status)
+        response["Retry-After"] = str(retry_after)
+        return response
+
+
+class RateLimitedPasswordResetView(PasswordResetView):
+    """Django's reset view behind per-address and per-client limits (every request counts: each may send an
+    email), with the email sent by a Celery worker. Over the limit: 429 with Retry-After, nothing sent;
+    Redis down: 503, as sign-in."""
+
+    form_class = QueuedPasswordResetForm
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        email = str(request.POST.get("email", ""))
+        try:
+            retry_after = ratelimit.password_reset_hit(email=email, ip=ratelimit.client_ip(request))
+        except ratelimit.Unavailable as error:
+            logger.error("password reset refused: rate limit store unavailable: %s", error)
+            return self._refusal("Password reset is unavailable for a moment. Please try again shortly.",
+                                 status=503, retry_after=30)
+        if retry_after:
+            return self._refusal(f"Too many reset requests. Try again in {_wait_text(retry_after)}.",
+                                 status=429, retry_after=retry_after)
+        return super().post(request, *args, **kwargs)
+
+    def _refusal(self, message: str, *, status: int, retry_after: int) -> HttpResponse:
+        response = self.render_to_response(self.get_context_data(form=self.get_form_class()(), refusal=message),
+                                           status=status)
         response["Retry-After"] = str(retry_after)
         return response
 

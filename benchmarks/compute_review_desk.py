@@ -22,7 +22,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -31,42 +30,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.compute_org import build_org, configure_environment  # noqa: E402
+
 AREAS, IDEAS, USAGE = 20, 500, 20_000
 TARGET_MS = 300
 
 
-def _configure_environment() -> None:
-    """Settings are read at import, so the environment is fixed before Django starts."""
-    os.environ.setdefault("FLIGHTDECK_VAR_DIR", tempfile.mkdtemp(prefix="flightdeck-bench-"))
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-
 def _populate(requests: int) -> tuple[object, object]:
     """Build the data set; returns (a reviewer, the current cycle)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django.core.management import call_command
     from django.utils import timezone
 
     from compute import services
     from compute.cycles import Calendar
-    from compute.models import Allocation, Pool, Request, UsageEntry
-    from ideas.models import Area, Idea, IdeaKeyCounter, format_idea_key
+    from compute.models import Allocation, Request, UsageEntry
 
-    call_command("migrate", verbosity=0)
     rng = random.Random(0)
-    User = get_user_model()
-    users = User.objects.bulk_create([User(username=f"user{n}", password="!") for n in range(AREAS + 1)])
-    reviewer = users[-1]
-    reviewer.groups.add(Group.objects.get_or_create(name="reviewers")[0])
-    areas = Area.objects.bulk_create([Area(slug=f"area-{n:02d}", name=f"Area {n:02d}", pic=users[n]) for n in range(AREAS)])
-    ideas = Idea.objects.bulk_create([
-        Idea(number=n, key=format_idea_key(n), title=f"Benchmark idea {n}", summary="bulk", area=areas[n % AREAS], submitter=users[n % AREAS])
-        for n in range(1, IDEAS + 1)
-    ])
-    IdeaKeyCounter.objects.update_or_create(pk=1, defaults={"last_number": IDEAS})
-    pools = [Pool.objects.create(name="h100", gpu_type="H100", gpu_count=256), Pool.objects.create(name="h200", gpu_type="H200", gpu_count=64)]
+    org = build_org(areas=AREAS, ideas=IDEAS)
+    users, reviewer, areas, ideas, pools = org.users, org.reviewer, org.areas, org.ideas, org.pools
 
     calendar = Calendar.from_settings()
     current_window = calendar.window_containing(timezone.now())
@@ -120,7 +100,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    _configure_environment()
+    configure_environment()
     import django
 
     django.setup()

@@ -1,10 +1,10 @@
 """CSV downloads of the tables on the compute pages (the same ``selectors.Table`` the page rendered)."""
-import csv
 from decimal import Decimal
 
 from django.http import HttpResponse
 
 from compute.selectors import Table
+from core.csv_export import csv_response
 from ideas.models import Area, Idea
 
 
@@ -22,10 +22,5 @@ def cell_text(value) -> str:
 
 
 def table_response(table: Table, *, filename: str) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(table.columns)
-    for row in table.rows:
-        writer.writerow([cell_text(value) for value in row])
-    return response
+    rows = ([cell_text(value) for value in row] for row in table.rows)
+    return csv_response(filename=filename, header=table.columns, rows=rows)

@@ -7,6 +7,7 @@ from django import forms
 
 from compute.models import Pool, Review, Stage
 from compute.visibility import visible_compute_areas
+from core.forms import StorableTextMixin
 from core.types import User
 from ideas.models import Area, Idea
 
@@ -18,7 +19,7 @@ def form_error_text(form: forms.Form) -> str:
     return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
 
 
-class RequestForm(forms.Form):
+class RequestForm(StorableTextMixin, forms.Form):
     area = forms.ModelChoiceField(queryset=Area.objects.order_by("name"), to_field_name="slug")
     idea = forms.ModelChoiceField(
         queryset=Idea.objects.order_by("-number"), to_field_name="key", required=False,
@@ -42,13 +43,13 @@ class RequestForm(forms.Form):
         self.fields["idea"].queryset = Idea.objects.filter(area__in=areas).order_by("-number")
 
 
-class ReviewForm(forms.Form):
+class ReviewForm(StorableTextMixin, forms.Form):
     decision = forms.ChoiceField(choices=Review.Decision.choices)
     gpu_hours = forms.DecimalField(required=False, **HOURS)
     comment = forms.CharField(required=False, max_length=2000)
 
 
-class GrantForm(forms.Form):
+class GrantForm(StorableTextMixin, forms.Form):
     """Set one grant of an area: the area's own (``idea`` empty, reviewers) or an idea's (PIC or reviewers)."""
 
     idea = forms.ModelChoiceField(queryset=Idea.objects.none(), to_field_name="key", required=False, empty_label="— the area itself —")

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "operations.middleware.RequestMetricsMiddleware",  # latencies for /metrics; after WhiteNoise: no static files
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,16 +83,22 @@ TEMPLATES = [
 # SQLite by default, in WAL mode so the web process, worker and beat can share it.
 _DATABASE = dj_database_url.parse(
     env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flightdeck.sqlite3'}"),
-    conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    # Persistent connections: a new PostgreSQL connection costs a few ms of every request otherwise. The
+    # health check re-opens one the server closed (restart, idle timeout) instead of failing the request.
+    conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    conn_health_checks=True,
 )
 _SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
     "transaction_mode": "IMMEDIATE",
 }
+# PostgreSQL's JIT compiles queries whose *estimated* cost is high; on list pages with subquery filters that
+# estimate is far off, and compiling took ~270 ms of a 460 ms request (benchmarks/experiments_runs_explorer.py).
+_POSTGRES_OPTIONS = {"options": "-c jit=off"}
 DATABASES = {
     "default": {**_DATABASE, "OPTIONS": _SQLITE_OPTIONS}
     if _DATABASE["ENGINE"] == "django.db.backends.sqlite3"
-    else _DATABASE
+    else {**_DATABASE, "OPTIONS": {**_DATABASE.get("OPTIONS", {}), **_POSTGRES_OPTIONS}}
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -154,6 +161,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 
+# Large enough that an oversized text field (a 3 MB summary) reaches its form and is refused there, on a page that
+# keeps what was typed; bodies beyond it get core.views.bad_request's page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiTokenAuthentication",  # first: anonymous requests get 401 + a Bearer challenge
@@ -161,6 +172,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiRateThrottle"],
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # DRF's three, with JSON bodies refused (400) when a key repeats, when absurdly deep or carrying text the database cannot store.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -245,11 +259,18 @@ FLIGHTDECK_COMPUTE_TARGET_UTILISATION = env_str("FLIGHTDECK_COMPUTE_TARGET_UTILI
 FLIGHTDECK_COMPUTE_REVIEWER_GROUP = env_str("FLIGHTDECK_COMPUTE_REVIEWER_GROUP", "reviewers")
 # The module that tells the review queue what a request's evidence links show (compute/evidence.py).
 FLIGHTDECK_COMPUTE_EVIDENCE = "experiments.evidence"
+# The function that warns an idea's submitter when a recipe patch changes nothing against every current baseline
+# (ideas/patch_warnings.py); baselines live in experiments, which ideas may not import.
+FLIGHTDECK_IDEA_PATCH_WARNINGS = "experiments.baseline_checks.patch_warnings"
 # experiments ↔ compute (experiments/budget.py): the pool runs are charged to (CPU slots count as one GPU each;
 # with no pools defined, launches are not budgeted), and how often a running attempt is charged.
 FLIGHTDECK_DEFAULT_POOL = env_str("FLIGHTDECK_DEFAULT_POOL", "h100")
 FLIGHTDECK_CHARGE_SECONDS = env_int("FLIGHTDECK_CHARGE_SECONDS", 300)
 FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS = env_int("FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS", 300)  # cycle phase changes
+# The largest run a worker can hold (experiments/planning.py refuses bigger arms at launch, naming the limit):
+# parameters (about 16 bytes each with AdamW in fp32 state: 4e9 fills an 80 GB GPU) and tokens per step.
+FLIGHTDECK_MAX_RUN_PARAMETERS = env_int("FLIGHTDECK_MAX_RUN_PARAMETERS", 4_000_000_000)
+FLIGHTDECK_MAX_TOKENS_PER_STEP = env_int("FLIGHTDECK_MAX_TOKENS_PER_STEP", 4_194_304)
 
 # operations: /healthz, /readyz, /metrics (operations/health.py, operations/metrics.py). Workers and beat write
 # heartbeats; one is stale after FLIGHTDECK_HEARTBEAT_STALE_FACTOR periods without a new one.
@@ -263,6 +284,9 @@ FLIGHTDECK_METRICS_TOKEN = env_str("FLIGHTDECK_METRICS_TOKEN", "")  # empty: /me
 FLIGHTDECK_RATELIMITS = {
     "login_username": env_str("FLIGHTDECK_RATELIMIT_LOGIN_USERNAME", "10/15m"),
     "login_ip": env_str("FLIGHTDECK_RATELIMIT_LOGIN_IP", "50/15m"),  # higher: an office shares one address
+    # Password reset counts every request (each may send an email), per address typed and per client address.
+    "password_reset_email": env_str("FLIGHTDECK_RATELIMIT_PASSWORD_RESET_EMAIL", "3/1h"),
+    "password_reset_ip": env_str("FLIGHTDECK_RATELIMIT_PASSWORD_RESET_IP", "20/1h"),
     "api_user": env_str("FLIGHTDECK_RATELIMIT_API_USER", "600/1m"),
     "api_anon": env_str("FLIGHTDECK_RATELIMIT_API_ANON", "60/1m"),
 }
@@ -278,6 +302,11 @@ CELERY_BEAT_SCHEDULE = {
     "compute-cycle-schedule": {
         "task": "compute.tasks.advance_cycles",
         "schedule": FLIGHTDECK_COMPUTE_SCHEDULE_SECONDS,
+    },
+    "inbox-send-outbox": {  # events that Redis could not take when they happened
+        "task": "inbox.tasks.send_outbox",
+        "schedule": 60,
+        "options": {"expires": 60},
     },
     "operations-beat-heartbeat": {
         "task": "operations.tasks.beat_heartbeat",
@@ -299,6 +328,12 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True  # pages send the token from the template (hx-headers), no script reads the cookie
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Sent on every response unless DEBUG (core/csp.py says why each part is what it is); empty = none.
+FLIGHTDECK_CONTENT_SECURITY_POLICY = env_str("FLIGHTDECK_CONTENT_SECURITY_POLICY", "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
+    "font-src 'self' data:", "connect-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'",
+    "frame-ancestors 'none'",
+]))
 
 LOGGING = {
     "version": 1,

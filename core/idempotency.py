@@ -84,3 +84,31 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
             raise
 
     return wrapper
+
+
+def once(*, user: Any, key: str, payload: Any, action: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """Outside the API (a page form's one-time token): ``action()``'s JSON result, run at most once per
+    (user, key); (result, replayed). Same serialisation as ``idempotent``: the row is written in the
+    action's transaction, a concurrent twin waits on the unique index and then reads the first result."""
+    fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def earlier() -> tuple[dict[str, Any], bool] | None:
+        record = IdempotentRequest.objects.filter(user=user, key=key).first()
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(f"{key!r} was already used for a different request")
+        return record.response_body, True
+
+    if (found := earlier()) is not None:
+        return found
+    try:
+        with transaction.atomic():
+            result = action()
+            IdempotentRequest.objects.create(user=user, key=key, fingerprint=fingerprint, status_code=200,
+                                             response_body=result)
+            return result, False
+    except IntegrityError:
+        if (found := earlier()) is not None:
+            return found
+        raise

@@ -185,6 +185,9 @@ class ArmResult:
     values: dict[int, float]
     stats: SeedStats | None
     vs_baseline: Difference | None
+    # The arm this one trained exactly the same runs as ("baseline" for a patch that changed nothing): its
+    # difference is zero by construction, not a measurement.
+    same_runs_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class Marginal:
 
     idea_key: str
     difference: Difference
+    same_runs: bool = False  # leaving the idea out trained the very runs of "all": it changes nothing here
 
     @property
     def helps(self) -> bool:
@@ -211,6 +215,14 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
+ONE_SEED_CAVEAT = "fewer than 2 seeds: no confidence interval"
+
+
+def _caveat(difference: Difference) -> str:
+    """Said next to every number that has no interval, so it is never read without it."""
+    return f" ({ONE_SEED_CAVEAT})" if difference.half_width is None else ""
+
+
 def verdict_text(subject: str, vs_baseline: Difference | None, metric: str = "val loss") -> str:
     """E.g. "integration beats baseline by 1.8% ± 0.6% val loss over 3 seeds"."""
     if vs_baseline is None:
@@ -219,7 +231,7 @@ def verdict_text(subject: str, vs_baseline: Difference | None, metric: str = "va
     if vs_baseline.half_width is not None and not vs_baseline.significant:
         return f"{subject} is indistinguishable from baseline ({amount} {metric} over {seeds})"
     direction = "beats baseline" if vs_baseline.estimate < 0 else "is worse than baseline"
-    return f"{subject} {direction} by {amount} {metric} over {seeds}"
+    return f"{subject} {direction} by {amount} {metric} over {seeds}{_caveat(vs_baseline)}"
 
 
 def warnings_for(vs_baseline: Difference | None, baseline_stats: SeedStats | None) -> list[str]:
@@ -236,9 +248,19 @@ def warnings_for(vs_baseline: Difference | None, baseline_stats: SeedStats | Non
     return warnings
 
 
-def arm_results(arms: Sequence[tuple[str, str, Sequence[str], Mapping[int, float]]]) -> list[ArmResult]:
+def _same_runs_as(name: str, kind: str, run_sets: Mapping[str, frozenset[int]]) -> str:
+    """The arm ``name`` is compared to ("all" for leave-one-out arms, else "baseline") when both trained the
+    same runs; runs are shared exactly when their resolved configs are identical."""
+    reference = "all" if kind == "leave_one_out" else "baseline"
+    runs = run_sets.get(name)
+    return reference if runs and run_sets.get(reference) == runs else ""
+
+
+def arm_results(arms: Sequence[tuple[str, str, Sequence[str], Mapping[int, float]]],
+                run_sets: Mapping[str, frozenset[int]] | None = None) -> list[ArmResult]:
     """``(name, kind, idea keys, {seed: final value})`` per arm, the ``baseline`` arm among them, to
-    results with spread and difference to the baseline (None for the baseline itself)."""
+    results with spread and difference to the baseline (None for the baseline itself). ``run_sets`` (arm name
+    → its run ids) marks arms that trained the very runs of the arm they are compared to."""
     baseline = next((values for name, kind, _, values in arms if kind == "baseline"), {})
     return [
         ArmResult(
@@ -248,6 +270,7 @@ def arm_results(arms: Sequence[tuple[str, str, Sequence[str], Mapping[int, float
             values=dict(values),
             stats=seed_stats(list(values.values())),
             vs_baseline=None if kind == "baseline" else difference(values, baseline),
+            same_runs_as="" if kind == "baseline" else _same_runs_as(name, kind, run_sets or {}),
         )
         for name, kind, keys, values in arms
     ]
@@ -265,27 +288,32 @@ def leave_one_out_marginals(results: Sequence[ArmResult]) -> list[Marginal]:
         left_out = [key for key in everything.idea_keys if key not in arm.idea_keys]
         change = difference(arm.values, everything.values)
         if len(left_out) == 1 and change is not None:
-            marginals.append(Marginal(left_out[0], change))
+            marginals.append(Marginal(left_out[0], change, same_runs=arm.same_runs_as == "all"))
     return marginals
 
 
 def marginal_text(marginal: Marginal, metric: str = "val loss") -> str:
     """E.g. "IDEA-0003 contributes 0.9% ± 0.4% val loss (removing it raises the loss)"."""
     difference = marginal.difference
+    if marginal.same_runs:
+        return f"{marginal.idea_key} changes nothing here: without it the arm trains the identical config"
     amount = _percent(difference)
     if difference.half_width is not None and not difference.significant:
         return f"{marginal.idea_key}: no clear contribution ({amount} {metric}, inside seed noise)"
     if difference.estimate > 0:
-        return f"{marginal.idea_key} contributes {amount} {metric} (removing it raises the loss)"
-    return f"{marginal.idea_key} costs {amount} {metric} (removing it lowers the loss)"
+        return f"{marginal.idea_key} contributes {amount} {metric} (removing it raises the loss){_caveat(difference)}"
+    return f"{marginal.idea_key} costs {amount} {metric} (removing it lowers the loss){_caveat(difference)}"
 
 
 def study_verdict(kind: str, results: Sequence[ArmResult], metric: str = "val loss") -> list[str]:
     """One sentence per treatment arm: "integration …" for the all-ideas arm, "+IDEA-0003 …" for ablations."""
     lines = []
     for arm in results:
-        if arm.kind == "all":
-            lines.append(verdict_text("integration", arm.vs_baseline, metric))
-        elif arm.kind == "single" and kind == "ablation":
-            lines.append(verdict_text(arm.name, arm.vs_baseline, metric))
+        subject = "integration" if arm.kind == "all" else arm.name
+        if arm.kind != "all" and not (arm.kind == "single" and kind == "ablation"):
+            continue
+        if arm.same_runs_as == "baseline":
+            lines.append(f"{subject} trained the identical config as baseline: there is no effect to measure")
+        else:
+            lines.append(verdict_text(subject, arm.vs_baseline, metric))
     return lines

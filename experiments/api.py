@@ -12,14 +12,14 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import idempotency
 from core.api import ApiView
-from experiments import selectors, services
+from experiments import explorer, selectors, services
 from experiments.models import Baseline, Run, Study
 from experiments.planning import baseline_config, resolve_baseline
 from experiments.preview import study_preview
@@ -32,6 +32,9 @@ from experiments.serializers import (
     CorpusSerializer,
     MetricQuerySerializer,
     MetricSeriesSerializer,
+    RunCompareSerializer,
+    RunListQuerySerializer,
+    RunListSerializer,
     RunLogQuerySerializer,
     RunLogSerializer,
     RunSerializer,
@@ -140,6 +143,34 @@ class StudyCancelView(ExperimentsAPIView):
         """Cancel every live run of the study."""
         study = selectors.study_get(study_id, user=request.user)
         return Response({"cancelled": services.study_cancel(study=study, user=request.user)})
+
+
+class RunListView(mixins.ListModelMixin, ExperimentsAPIView):
+    """The runs explorer: every run the caller may see, across studies."""
+
+    serializer_class = RunListSerializer
+
+    def get_queryset(self):
+        return explorer.runs_explore(user=self.request.user, query=explorer.parse_run_query(self.request.query_params))
+
+    @extend_schema(
+        parameters=[RunListQuerySerializer, OpenApiParameter(
+            "config.<dotted key>", str, description="runs whose resolved config has this value, e.g. "
+            "config.optim.lr=0.002 or config.fp4.enabled=true (repeat with other keys to combine)")],
+        responses={200: RunListSerializer(many=True), 400: _ERRORS[400]},
+    )
+    def get(self, request: Request) -> Response:
+        return self.list(request)
+
+
+class RunCompareView(ExperimentsAPIView):
+    serializer_class = RunCompareSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("ids", str, required=True, description="run ids, e.g. 1,2,3")],
+                   responses={200: RunCompareSerializer, **_ERRORS})
+    def get(self, request: Request) -> Response:
+        ids = explorer.parse_run_ids(request.query_params.get("ids", ""))
+        return Response(RunCompareSerializer(explorer.runs_compare(user=request.user, ids=ids)).data)
 
 
 class RunDetailView(ExperimentsAPIView):

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from redis import RedisError
 
-from experiments import curves, selectors
+from experiments import curves, selectors, series
 from experiments.analysis import ArmResult
 from experiments.curves import Band
 from experiments.models import LIVE_STATES, RunStatus, Study
 from experiments.results import PER_CORPUS_PREFIX, per_corpus_metrics
+from modelzoo.config_effects import inactive_sections
 
 BASELINE_COLOUR = "#445062"
 PALETTE = ["#3a4fd8", "#c2362f", "#1f7a4d", "#9a6200", "#6136c2", "#0f766e", "#b03029", "#1f5bb8", "#8a5a00"]
@@ -35,12 +36,17 @@ class CurveMetric:
     smoothable: bool
 
 
-CURVES = (
+CURVES = (  # a run's series of these are stored when it ends (experiments.series)
     CurveMetric("train_loss", "Training loss", "loss", True),
     CurveMetric("val_loss", "Validation loss", "loss", False),
     CurveMetric("moe_imbalance", "MoE load imbalance", "max / mean expert load", False),
     CurveMetric("fp4_error", "FP4 quantisation error", "relative error", False),
 )
+
+# Per-run bars: (metric, title, axis, aggregate over the run's steps).
+BARS = (("tokens_per_s", "Throughput", "tokens / s", "mean"), ("peak_mem_mb", "Peak memory", "MB", "max"))
+# What a run stores when it ends (experiments.series), so the study page need not read its every point.
+STORED_METRICS = tuple(curve.name for curve in CURVES) + tuple(name for name, *_ in BARS)
 
 
 def arm_colours(arm_names: Sequence[str]) -> dict[str, str]:
@@ -55,7 +61,7 @@ def arm_colours(arm_names: Sequence[str]) -> dict[str, str]:
     return colours
 
 
-def _layout(**overrides) -> dict:
+def base_layout(**overrides) -> dict:
     layout = {
         "height": 320,
         "margin": {"l": 60, "r": 16, "t": 40, "b": 44},
@@ -90,7 +96,7 @@ def band_figure(bands: Mapping[str, Band], colours: Mapping[str, str], *, y_titl
                          "showlegend": False, "hoverinfo": "skip"})
         data.append({"type": "scatter", "x": steps, "y": band.mean.tolist(), "mode": "lines",
                      "name": f"{arm} (n={band.seeds})", "legendgroup": arm, "line": {"color": colour, "width": 2}})
-    layout = _layout(xaxis={"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
+    layout = base_layout(xaxis={"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
                      yaxis={"title": {"text": y_title}, "gridcolor": GRID, "zeroline": False})
     return {"data": data, "layout": layout}
 
@@ -125,7 +131,7 @@ def final_loss_figure(arms: Sequence[ArmResult], colours: Mapping[str, str]) -> 
                     "array": [arm.vs_baseline.relative_half_width or 0 for arm in compared]},
         "hovertemplate": "%{y}: %{x:.2f}% vs baseline<extra>95% CI</extra>",
     })
-    layout = _layout(
+    layout = base_layout(
         hovermode="closest",
         xaxis={"domain": [0, 0.46], "gridcolor": GRID, "type": "category"},
         yaxis={"title": {"text": "final val loss"}, "gridcolor": GRID, "zeroline": False},
@@ -148,7 +154,7 @@ def per_arm_bars(values: Mapping[str, Sequence[float]], colours: Mapping[str, st
                     "arrayminus": [m - min(values[n]) for n, m in zip(names, means)]},
         "hovertemplate": "%{x}: %{y:.4~s}<extra>mean over seeds</extra>",
     }
-    layout = _layout(hovermode="closest", xaxis={"type": "category", "gridcolor": GRID},
+    layout = base_layout(hovermode="closest", xaxis={"type": "category", "gridcolor": GRID},
                      yaxis={"title": {"text": y_title}, "gridcolor": GRID, "rangemode": "tozero"})
     return {"data": [figure], "layout": layout}
 
@@ -157,24 +163,39 @@ def per_arm_bars(values: Mapping[str, Sequence[float]], colours: Mapping[str, st
 class Chart:
     name: str  # page-unique id
     title: str
-    figure: dict | None  # None: nothing to draw, and ``empty`` says why
+    figure: dict | None  # None: nothing to draw, `empty` says why
     empty: str = "Nothing logged yet."
+
+
+# Metrics that exist only while a part of the model is on: config section (``modelzoo.config_effects``).
+FEATURE_METRICS = {"fp4_error": "fp4", "fp4_activation_error": "fp4", "fp4_weight_error": "fp4", "moe_imbalance": "moe"}
+
+
+def empty_reason(metric: str, configs: Sequence[Mapping]) -> str:
+    """Why a chart of ``metric`` over runs with these flat configs has nothing: the feature is off in every one
+    of them (said with the config's own words), or nothing is logged yet."""
+    section = FEATURE_METRICS.get(metric)
+    reasons = {inactive_sections(config).get(section, "") for config in configs} if section else {""}
+    return reasons.pop() if len(reasons) == 1 and "" not in reasons else "Nothing logged yet."
 
 
 def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 0.0) -> list[Chart]:
     """Every chart of the study page. ``study`` has arms and runs prefetched; ``arms`` are its results."""
     arm_rows = list(study.arms.all())
     colours = arm_colours([arm.name for arm in arm_rows])
-    run_ids = {run.pk for arm in arm_rows for run in arm.runs.all()}
     charts = []
+    runs = {run.pk: run for arm in arm_rows for run in arm.runs.all()}.values()
+    corpus_names = per_corpus_metrics(selectors.metric_names([run.pk for run in runs], PER_CORPUS_PREFIX))
     corpus_curves = [CurveMetric(name, f"Validation loss on {name.removeprefix(PER_CORPUS_PREFIX)}", "loss", False)
-                     for name in per_corpus_metrics(selectors.metric_names(run_ids, PER_CORPUS_PREFIX))]
-    for metric in (*CURVES[:2], *corpus_curves, *CURVES[2:]):
-        series = selectors.metric_arrays(run_ids, metric.name)
+                     for name in corpus_names]
+    metrics = (*CURVES[:2], *corpus_curves, *CURVES[2:])
+    all_arrays = series.chart_arrays(runs, [metric.name for metric in metrics],
+                                     smoothing={metric.name: smoothing for metric in metrics if metric.smoothable})
+    for metric in metrics:
+        arrays = all_arrays[metric.name]  # already smoothed per run, so the bands take them as they are
         bands = {}
         for arm in arm_rows:
-            band = curves.band([series[run.pk] for run in arm.runs.all() if run.pk in series],
-                               smoothing=smoothing if metric.smoothable else 0.0)
+            band = curves.band([arrays[run.pk] for run in arm.runs.all() if run.pk in arrays])
             if band is not None:
                 bands[arm.name] = band
         figure = band_figure(bands, colours, y_title=metric.axis) if bands else None
@@ -185,9 +206,9 @@ def study_charts(study: Study, arms: Sequence[ArmResult], *, smoothing: float = 
         charts.append(Chart(metric.name.replace("/", "-"), metric.title, figure))
     final = final_loss_figure(arms, colours) if any(arm.stats for arm in arms) else None
     charts.insert(2 + len(corpus_curves), Chart("final_val_loss", "Final validation loss and difference to baseline", final))
-    for name, title, axis, how in (("tokens_per_s", "Throughput", "tokens / s", "mean"),
-                                   ("peak_mem_mb", "Peak memory", "MB", "max")):
-        per_run = selectors.per_run_aggregate(run_ids, name, how)
+    aggregates = series.chart_aggregates(runs, {name: how for name, _, _, how in BARS})
+    for name, title, axis, _ in BARS:
+        per_run = aggregates[name]
         values = {arm.name: [per_run[run.pk] for run in arm.runs.all() if run.pk in per_run] for arm in arm_rows}
         charts.append(Chart(name, title, per_arm_bars(values, colours, y_title=axis) if per_run else None))
     return charts

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ApplicationError
+from core.text import describe, first_problem
 
 ABLATION = "ablation"
 INTEGRATION = "integration"
@@ -102,6 +103,9 @@ def resolution_errors(ideas: Sequence[IdeaPatch], resolutions: Mapping[str, Any]
     """Resolutions for keys that are not in conflict are refused, so a stale choice never silently
     overrides a patch."""
     conflicting = {conflict.key for conflict in find_conflicts(ideas)}
+    unstorable = first_problem(dict(resolutions))
+    if unstorable is not None:
+        return [f"resolutions: {describe(unstorable[0])}: {unstorable[1]}"]
     return [
         f"resolutions: {key!r} is not a conflicting key (conflicts: {', '.join(sorted(conflicting)) or 'none'})"
         for key in resolutions

@@ -1,39 +1,27 @@
-"""Demo data: the tiny-ci, nano-baseline and nvfp4-production baselines, finished ablation and integration
-studies whose metrics come from really training them (tiny-ci for the router and LR ideas; the NVFP4 production
-recipe for the FP4 area's ideas, so their patches change real FP4 knobs), and a small live study for ``make run``.
+"""Demo data: the tiny-ci, nano-baseline and nvfp4-production baselines, ablation and integration studies on
+them (tiny-ci for the router and LR ideas and a data mix; the NVFP4 production recipe for the FP4 area's ideas, so
+their patches change real FP4 knobs), and a small live study for ``make run``.
 
-Training results are cached under ``var/demo-cache/<config hash>.jsonl``, so seeding again (or in another
-checkout with the same recipes) replays them instead of training. The finished studies go through the real
-services and attempt state machine; only the trainer's output is replayed from the cache.
+Seeding only launches the studies through the real service, so their runs are queued for the Celery worker
+that ``make run`` starts next: the site answers at once, and a newcomer watches the runs train and the charts
+fill in instead of waiting for the demo to train before the first page.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
-import tempfile
-from datetime import datetime, timezone as dt_timezone
-from pathlib import Path
 from typing import TextIO
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 
 from experiments import services
-from experiments.execution import attempts, launcher, monitor
-from experiments.models import LIVE_STATES, Attempt, Run, RunStatus, Study
-from experiments.planning import plan_study
+from experiments.models import LIVE_STATES, Study
 from ideas.models import Idea
-from modelzoo.run_files import METRICS_FILE
 
-DEMO_HOST = "demo-seed"
 DEMO_SEEDS = [0, 1]
-DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci; 12 distinct runs are trained once, then cached
-FP4_DEMO_STEPS = 10  # NVFP4 emulation costs ~3 s of CPU per step of nvfp4-production: 8 runs, ~4 CPU-minutes once
+DEMO_STEPS = 20  # ~20 s of CPU per run on tiny-ci: these studies finish a few minutes after the worker starts
+FP4_DEMO_STEPS = 10  # NVFP4 emulation costs ~3 s of CPU per step of nvfp4-production: 8 runs, ~4 CPU-minutes
 LIVE_STEPS = 400
 LIVE_TITLE = "Live demo: router bias rate + lower LR"
-PARALLEL_TRAINERS = 2
 
 # Demo ideas (from ideas/demo_data.py) recognised by their recipe patches, which tiny-ci accepts.
 ROUTER_BIAS = {"moe.bias_update_rate": 0.005}
@@ -45,10 +33,6 @@ EVAL_CORPORA = {"data.eval_corpora": ["debian-copyright", "python-docs"]}
 # The FP4 area's ideas: each moves one knob of the NVFP4 production baseline.
 FP4_BASELINE = "nvfp4-production"
 FP4_PATCHES = ({"fp4.stochastic_rounding": False}, {"fp4.rht": False}, {"fp4.bf16_last_layers": 2})
-
-
-def cache_dir() -> Path:
-    return settings.VAR_DIR / "demo-cache"
 
 
 def _idea(patch: dict) -> Idea | None:
@@ -70,9 +54,8 @@ def _baselines() -> None:
 
 
 def _study_specs() -> list[dict]:
-    """Two ablations and their integration with leave-one-out arms: 4 distinct configs × 2 seeds to train,
-    because arms with equal configs share one cached result; and the ablation of a data mix, whose arms are
-    compared on each corpus (2 more configs × 2 seeds)."""
+    """Two ablations and their integration with leave-one-out arms (arms with equal configs share a run), and
+    the ablation of a data mix, whose arms are compared on each corpus."""
     specs = []
     bias, lower_lr, prose_mix = _idea(ROUTER_BIAS), _idea(LOWER_LR), _idea(PROSE_MIX)
     if bias and lower_lr:
@@ -103,56 +86,13 @@ def _steps(spec: dict) -> int:
     return spec.get("steps", DEMO_STEPS)
 
 
-def _train(configs: dict[str, tuple[str, dict]], out: TextIO) -> None:
-    """Train every config not in the cache (a few at a time) and cache its metrics.jsonl."""
-    missing = [(digest, recipe, overrides) for digest, (recipe, overrides) in configs.items()
-               if not (cache_dir() / f"{digest}.jsonl").exists()]
-    if not missing:
-        return
-    out.write(f"Training {len(missing)} runs for the demo (cached in {cache_dir()}) …\n")
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="flightdeck-demo-") as scratch:
-        for start in range(0, len(missing), PARALLEL_TRAINERS):
-            batch = missing[start:start + PARALLEL_TRAINERS]
-            processes = []
-            for digest, recipe, overrides in batch:
-                run_dir = Path(scratch) / digest
-                command = launcher.base_command(recipe, overrides, run_dir) + ["--wandb-mode", "disabled"]
-                processes.append((digest, run_dir, subprocess.Popen(
-                    command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-                )))
-            for digest, run_dir, process in processes:
-                output, _ = process.communicate()
-                if process.returncode != 0:
-                    raise RuntimeError(f"demo training of config {digest[:12]} failed:\n{output[-2000:]}")
-                shutil.copyfile(run_dir / METRICS_FILE, cache_dir() / f"{digest}.jsonl")
-
-
-def _replay(run: Run, revision: tuple[str, bool]) -> None:
-    """Finish a queued run from its cached metrics through the attempt state machine."""
-    source = cache_dir() / f"{run.config_hash}.jsonl"
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, run.run_dir / METRICS_FILE)
-    records = monitor.MetricsTail(run.run_dir / METRICS_FILE).read_new()
-    attempt = run.attempts.get()
-    attempts.attempt_claim(attempt.pk, host=DEMO_HOST, slot_ids=None)
-    attempts.attempt_started(attempt.pk, pid=None, pgid=None, code_revision=revision[0], code_dirty=revision[1])
-    monitor.ingest(run, records)
-    attempts.attempt_finish(attempt.pk, host=DEMO_HOST, state=RunStatus.SUCCEEDED, exit_code=0,
-                            reason=f"demo: replayed {len(records)} steps of cached {run.recipe} training")
-    # Keep the real training's wall time, so cost and throughput columns show real numbers.
-    started, finished = (datetime.fromtimestamp(records[i]["time"], tz=dt_timezone.utc) for i in (0, -1))
-    Attempt.objects.filter(pk=attempt.pk).update(started_at=started, finished_at=finished)
-    Run.objects.filter(pk=run.pk).update(started_at=started, finished_at=finished,
-                                         gpu_hours=(finished - started).total_seconds() / 3600)
-
-
 def _demo_user():
     return get_user_model().objects.filter(is_staff=True, is_active=True).order_by("pk").first()
 
 
 def seed(out: TextIO | None = None) -> None:
-    """Baselines and finished demo studies (idempotent: studies that exist by title are kept)."""
+    """Baselines and the demo studies, queued for the worker (idempotent: studies that exist by title are
+    kept, whatever state their runs are in)."""
     out = out or sys.stdout
     _baselines()
     user = _demo_user()
@@ -160,22 +100,15 @@ def seed(out: TextIO | None = None) -> None:
     if user is None or not specs:
         out.write(f"Experiments demo: {Study.objects.count()} studies (nothing to add).\n")
         return
-    plans = [(spec, plan_study(kind=spec["kind"], baseline=_baseline(spec), ideas=[i.key for i in spec["ideas"]],
-                               seeds=DEMO_SEEDS, max_steps=_steps(spec),
-                               leave_one_out=spec.get("leave_one_out", False)))
-             for spec in specs]
-    _train({run.config_hash: (plan.baseline.recipe, run.overrides) for _, plan in plans for run in plan.runs}, out)
-    revision = launcher.code_revision()
-    for spec, _ in plans:
-        with transaction.atomic():
-            study = services.study_launch(user=user, kind=spec["kind"], baseline=_baseline(spec),
-                                          ideas=[i.key for i in spec["ideas"]], seeds=DEMO_SEEDS,
-                                          max_steps=_steps(spec), leave_one_out=spec.get("leave_one_out", False),
-                                          title=_title(spec))
-            for run in study.runs.all():
-                _replay(run, revision)
+    queued = 0
+    for spec in specs:
+        study = services.study_launch(user=user, kind=spec["kind"], baseline=_baseline(spec),
+                                      ideas=[idea.key for idea in spec["ideas"]], seeds=DEMO_SEEDS,
+                                      max_steps=_steps(spec), leave_one_out=spec.get("leave_one_out", False),
+                                      title=_title(spec))
+        queued += study.runs.count()
     out.write(f"Experiments demo: baselines tiny-ci, nano-baseline, {CORPORA_BASELINE}, {FP4_BASELINE}; "
-              f"{len(plans)} finished studies added.\n")
+              f"{len(specs)} studies launched, {queued} runs queued for the worker.\n")
 
 
 def start_live_demo_study() -> Study | None:

@@ -4,12 +4,15 @@ field-keyed errors are put back on these forms with ``core.forms.apply_service_e
 from __future__ import annotations
 
 import json
+import secrets
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+
+from core.forms import StorableTextMixin
 
 from experiments.models import Baseline
 from ideas.models import Idea
@@ -39,7 +42,7 @@ def baseline_choices(baselines: Sequence[Baseline]) -> list[tuple[str, str]]:
     return [(baseline.name, f"{baseline.label} ({baseline.recipe})") for baseline in baselines]
 
 
-class StudyFieldsForm(forms.Form):
+class StudyFieldsForm(StorableTextMixin, forms.Form):
     """What every study needs: a baseline, seeds and a step budget."""
 
     baseline = forms.ChoiceField()
@@ -48,6 +51,9 @@ class StudyFieldsForm(forms.Form):
     override = forms.BooleanField(required=False, label="Launch over the grant's budget",
                                   help_text="Reviewers only; compute logs the override with its reason.")
     override_reason = forms.CharField(required=False, max_length=500, label="Reason for the override")
+    # One-time token: a second POST of the same rendered form (double click, slow server) launches nothing.
+    launch_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64,
+                                   initial=lambda: secrets.token_urlsafe(24))
 
     def __init__(self, *args: Any, baselines: Sequence[Baseline], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -68,9 +74,22 @@ class IntegrationForm(StudyFieldsForm):
 
     field_order = ["baseline", "ideas", "seeds", "max_steps", "leave_one_out", "title"]
 
-    def __init__(self, *args: Any, baselines: Sequence[Baseline], ideas: Sequence[Idea], **kwargs: Any):
+    def __init__(self, *args: Any, baselines: Sequence[Baseline], ideas: Sequence[Idea],
+                 launchable_areas: set[int] | None = None, **kwargs: Any):
+        """``launchable_areas``: areas whose ideas the user may launch with (None: all); the others are marked
+        in their labels before anyone presses Launch, and listed in ``blocked``."""
         super().__init__(*args, baselines=baselines, **kwargs)
-        self.fields["ideas"].choices = [(idea.key, f"{idea.key} {idea.title}") for idea in ideas]
+        self.blocked = {idea.key: idea.area.name for idea in ideas
+                        if launchable_areas is not None and idea.area_id not in launchable_areas}
+        self.fields["ideas"].choices = [
+            (idea.key, f"{idea.key} {idea.title}" + (f" — needs {self.blocked[idea.key]}'s PIC or a volunteer there"
+                                                     if idea.key in self.blocked else ""))
+            for idea in ideas
+        ]
+
+    def blocked_choices(self) -> list[str]:
+        """Chosen ideas the user may not launch with, as "IDEA-0003 (area name)" (after ``is_valid()``)."""
+        return [f"{key} ({self.blocked[key]})" for key in self.cleaned_data.get("ideas", []) if key in self.blocked]
 
     def resolutions(self) -> dict[str, Any]:
         """The explicitly chosen values of conflicting keys (``resolve:<key>`` fields, JSON values)."""
@@ -90,3 +109,8 @@ class IntegrationForm(StudyFieldsForm):
                 "max_steps": data["max_steps"], "leave_one_out": data["leave_one_out"],
                 "resolutions": self.resolutions(), "title": data["title"], "override": data["override"],
                 "override_reason": data["override_reason"]}
+
+
+class RunAnnotateForm(forms.Form):
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    tags = forms.CharField(required=False, help_text="separated by spaces, e.g. lr-sweep keep")

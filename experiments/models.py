@@ -160,6 +160,11 @@ class Run(models.Model):
     config_hash = models.CharField(max_length=64)
     backend = models.CharField(max_length=10, choices=Backend.choices)
     wandb_tags = models.JSONField(default=list, help_text="idea keys of the arm that created the run")
+    # Queryable copies for the runs explorer (filter by config key, order by a final metric) at 100k runs
+    # without reading Metric rows: written at launch and by metric ingestion respectively.
+    config_flat = models.JSONField(default=dict, help_text="the resolved config as dotted key -> value")
+    final_metrics = models.JSONField(default=dict, help_text="metric name -> value at its last logged step")
+    notes = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
 
     # Progress, written by the monitor from metrics.jsonl.
@@ -189,6 +194,11 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def tag_names(self) -> list[str]:
+        """Tags by name (uses prefetched ``tags`` when present)."""
+        return sorted(tag.name for tag in self.tags.all())
 
     @property
     def run_dir(self) -> Path:
@@ -238,6 +248,8 @@ class Attempt(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="+", help_text="who cancelled it (kept when the reason is rewritten)")
 
     code_revision = models.CharField(max_length=40, blank=True)
     code_dirty = models.BooleanField(default=False)
@@ -298,6 +310,21 @@ class Metric(models.Model):
         return f"{self.run_id}:{self.name}@{self.step}={self.value}"
 
 
+class RunTag(models.Model):
+    """A free-form label on a run, edited by the people who may manage its study; filterable in the explorer."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.SlugField(max_length=40, allow_unicode=True)
+
+    class Meta:
+        ordering = ["run", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="experiments_run_tag_unique")]
+        indexes = [models.Index(fields=["name", "run"], name="experiments_runtag_name_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class SlotLease(models.Model):
     """A device slot on a host held by one attempt. Unique (host, slot) makes leasing race-free across
     several workers on one host; a row whose attempt is no longer live is free to take over."""
@@ -310,3 +337,24 @@ class SlotLease(models.Model):
     class Meta:
         ordering = ["host", "slot"]
         constraints = [models.UniqueConstraint(fields=["host", "slot"], name="experiments_slot_unique")]
+
+
+class RunSeries(models.Model):
+    """A run's curve of one metric, downsampled for charts (``experiments.series``): written when the run
+    ends, so a study page reads a few hundred points per run instead of every logged step."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="series")
+    name = models.CharField(max_length=64)
+    steps = models.JSONField(help_text="ascending steps, one per kept point")
+    values = models.JSONField(help_text="the metric at those steps (a bucket's mean where points were merged)")
+    bucket = models.PositiveIntegerField(help_text="logged points merged into each kept point at most")
+    source_points = models.PositiveIntegerField(help_text="logged points the series was made from")
+    mean = models.FloatField(help_text="mean of all logged points")
+    maximum = models.FloatField(help_text="largest logged point")
+
+    class Meta:
+        ordering = ["run", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="experiments_runseries_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.name} ({len(self.steps)} points)"

@@ -12,17 +12,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Avg
+from django.db.models import Avg, QuerySet
 
 from compute.services import launch_estimate_from_throughput
-from experiments import composition
+from core.types import User
+from experiments import composition, configdiff
+from experiments.baseline_checks import no_effect_reasons
 from experiments.composition import ArmSpec, Conflict, IdeaPatch
 from experiments.execution.backends import backend_for
 from experiments.models import Backend, Baseline, Run, RunStatus, Study
 from ideas.models import Idea
 from ideas.patches import validate_recipe_patch
-from modelzoo.config import ConfigError, apply_overrides, load_recipe, merge_overrides, validate_patch
+from ideas.visibility import visible_ideas
+from modelzoo.config import (ConfigError, Recipe, apply_overrides, load_recipe, merge_overrides,
+                             model_config_from_dict, validate_patch)
+from modelzoo.sizing import parameter_count, tokens_per_step
 
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 16
@@ -73,6 +79,33 @@ class StudyPlan:
         return merged
 
 
+@dataclass(frozen=True)
+class NoOp:
+    """A treatment arm whose ideas leave the baseline's resolved config effectively unchanged, and why."""
+
+    arm: str
+    idea_keys: tuple[str, ...]
+    baseline: str
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        ideas = " + ".join(self.idea_keys)
+        return f"{ideas} changes nothing against {self.baseline}: {'; '.join(self.reasons)}"
+
+
+def find_no_ops(baseline: Baseline, arms: list[ArmSpec], runs: list[PlannedRun], kind: str) -> list[NoOp]:
+    """The arms that would train what the baseline trains: every key their patch sets either already has that
+    value in the baseline or sits in a part of the config that is off (``modelzoo.config_effects``). Checked
+    for each idea's arm of an ablation and for the all-ideas arm of an integration study."""
+    reference = next(configdiff.flatten(run.config) for run in runs if "baseline" in run.arm_names)
+    judged = "single" if kind == Study.Kind.ABLATION else "all"
+    no_ops = []
+    for arm in arms:
+        if arm.kind == judged and (reasons := no_effect_reasons(arm.patch, reference)) is not None:
+            no_ops.append(NoOp(arm.name, arm.idea_keys, baseline.label, tuple(reasons)))
+    return no_ops
+
+
 def resolve_baseline(ref: str | Baseline) -> Baseline:
     """``name`` (latest version) or ``name@N`` → Baseline; ValidationError on ``baseline`` otherwise."""
     if isinstance(ref, Baseline):
@@ -98,7 +131,7 @@ def baseline_config(baseline: Baseline) -> dict[str, Any]:
         raise ValidationError({"baseline": f"{baseline.label}: {error}"}) from None
 
 
-def _checked_ideas(kind: str, keys: Any) -> list[Idea]:
+def _checked_ideas(kind: str, keys: Any, visible: QuerySet[Idea]) -> list[Idea]:
     if not isinstance(keys, (list, tuple)) or not all(isinstance(key, str) for key in keys):
         raise ValidationError({"ideas": "ideas must be a list of idea keys such as 'IDEA-0042'"})
     minimum = 2 if kind == Study.Kind.INTEGRATION else 1
@@ -107,7 +140,7 @@ def _checked_ideas(kind: str, keys: Any) -> list[Idea]:
     duplicates = sorted({key for key in keys if list(keys).count(key) > 1})
     if duplicates:
         raise ValidationError({"ideas": f"idea {duplicates[0]} is listed twice"})
-    found = {idea.key: idea for idea in Idea.objects.filter(key__in=keys).select_related("area")}
+    found = {idea.key: idea for idea in visible.filter(key__in=keys).select_related("area")}
     unknown = [key for key in keys if key not in found]
     if unknown:
         noun = "idea key" if len(unknown) == 1 else "idea keys"
@@ -156,6 +189,7 @@ def measured_tokens_per_s(baseline: Baseline) -> float | None:
 
 def plan_study(
     *,
+    user: User,
     kind: str,
     baseline: str | Baseline,
     ideas: Sequence[str],
@@ -165,12 +199,15 @@ def plan_study(
     resolutions: Mapping[str, Any] | None = None,
     backend: str | None = None,
 ) -> StudyPlan:
-    """Validate a study request and derive its arms and runs (one per distinct config)."""
+    """Validate a study request by ``user`` and derive its arms and runs (one per distinct config).
+
+    Ideas ``user`` may not see are looked up as if they did not exist, before anything reads their patches,
+    so no answer (unknown key, permission, conflict message) tells a hidden idea from a missing one."""
     errors = _field_errors(kind, seeds, max_steps, leave_one_out, backend)
     if errors:
         raise ValidationError(errors)
     resolved_baseline = resolve_baseline(baseline)
-    idea_rows = _checked_ideas(kind, ideas)
+    idea_rows = _checked_ideas(kind, ideas, visible_ideas(user))
     patches = [IdeaPatch(idea.key, dict(idea.recipe_patch)) for idea in idea_rows]
     resolutions = dict(resolutions or {})
     if patch_errors := _patch_errors(idea_rows):
@@ -195,20 +232,46 @@ def plan_study(
             return plan
     plan.arms = composition.derive_arms(kind, patches, leave_one_out=leave_one_out, resolutions=resolutions)
     plan.runs = _planned_runs(resolved_baseline, plan.arms, plan.seeds, max_steps)
-    recipe = plan.runs[0].config
-    plan.tokens_per_run = max_steps * recipe["train"]["batch_size"] * recipe["train"]["seq_len"]
+    if no_ops := find_no_ops(resolved_baseline, plan.arms, plan.runs, kind):
+        raise ValidationError({"ideas": [str(no_op) for no_op in no_ops]})
+    plan.tokens_per_run = max(_tokens(run.config) for run in plan.runs)
     plan.estimated_gpu_hours = _estimate_gpu_hours(plan)
     return plan
 
 
+def _tokens(config: dict[str, Any]) -> int:
+    """Tokens one run trains on: steps × batch × sequence, from its own resolved config."""
+    train = config["train"]
+    return train["max_steps"] * train["batch_size"] * train["seq_len"]
+
+
 def _estimate_gpu_hours(plan: StudyPlan) -> Decimal | None:
-    """Every run's tokens at the recipe's measured throughput, times the devices each run holds on its backend."""
+    """Each run from its own resolved config: its tokens, at the baseline's measured throughput scaled by
+    parameters (a step costs ~6 × parameters × tokens), times the devices each run holds on its backend."""
     throughput = measured_tokens_per_s(plan.baseline)
     if not throughput or not plan.runs:
         return None
-    return launch_estimate_from_throughput(
-        gpus=backend_for(plan.backend).devices(), tokens=len(plan.runs) * plan.tokens_per_run, tokens_per_second=throughput
+    baseline_parameters = parameter_count(apply_overrides(load_recipe(plan.baseline.recipe),
+                                                          plan.baseline.overrides).model)
+    baseline_equivalent_tokens = sum(
+        _tokens(run.config) * parameter_count(model_config_from_dict(run.config["model"])) / baseline_parameters
+        for run in plan.runs
     )
+    return launch_estimate_from_throughput(gpus=backend_for(plan.backend).devices(),
+                                           tokens=round(baseline_equivalent_tokens), tokens_per_second=throughput)
+
+
+def _size_errors(recipe: Recipe) -> list[str]:
+    """What a worker could not hold, with the limit (settings FLIGHTDECK_MAX_RUN_PARAMETERS / _TOKENS_PER_STEP)."""
+    errors = []
+    step_tokens, most_tokens = tokens_per_step(recipe), settings.FLIGHTDECK_MAX_TOKENS_PER_STEP
+    if step_tokens > most_tokens:
+        errors.append(f"train.batch_size × train.seq_len = {step_tokens} tokens per step; a worker holds at most "
+                      f"{most_tokens}")
+    parameters, most_parameters = parameter_count(recipe.model), settings.FLIGHTDECK_MAX_RUN_PARAMETERS
+    if parameters > most_parameters:
+        errors.append(f"the model has about {parameters} parameters; a worker holds at most {most_parameters}")
+    return errors
 
 
 def _planned_runs(baseline: Baseline, arms: list[ArmSpec], seeds: list[int], max_steps: int) -> list[PlannedRun]:
@@ -226,6 +289,9 @@ def _planned_runs(baseline: Baseline, arms: list[ArmSpec], seeds: list[int], max
                 resolved = apply_overrides(recipe, overrides)
             except ConfigError as error:
                 errors.append(f"arm {arm.name}: {error}")
+                break
+            if too_big := _size_errors(resolved):
+                errors += [f"arm {arm.name}: {message}" for message in too_big]
                 break
             digest = resolved.config_hash()
             if digest in by_hash:

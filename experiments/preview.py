@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 
 from compute.permissions import can_override_launch
 from compute.services import LaunchDecision
@@ -17,7 +16,6 @@ from experiments import budget
 from experiments.models import Baseline
 from experiments.permissions import can_launch_study
 from experiments.planning import StudyPlan, plan_study
-from ideas.visibility import visible_ideas
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,13 @@ def study_preview(
     """Plan the study as ``study_launch`` would and say what launching it would meet. Raises ValidationError
     for bad input, exactly as the launch does; an idea the user may not see reads as an unknown key (its
     patch is not shown)."""
-    plan = plan_study(kind=kind, baseline=baseline, ideas=ideas, seeds=seeds, max_steps=max_steps,
+    # plan_study looks ideas up among those the user may see, before any other check.
+    plan = plan_study(user=user, kind=kind, baseline=baseline, ideas=ideas, seeds=seeds, max_steps=max_steps,
                       leave_one_out=leave_one_out, resolutions=resolutions, backend=backend)
-    visible = set(visible_ideas(user).filter(pk__in=[idea.pk for idea in plan.ideas]).values_list("pk", flat=True))
-    if hidden := [idea.key for idea in plan.ideas if idea.pk not in visible]:
-        raise ValidationError({"ideas": f"unknown idea key {hidden[0]}"})
     problems = []
     can_launch = can_launch_study(user, plan.ideas)
     if not can_launch:
-        problems.append("only the PIC and volunteers of every idea's area (or staff) may launch this study")
+        problems.append("only the PIC and launchers of every idea's area (or staff) may launch this study")
     if plan.conflicts:
         keys = ", ".join(conflict.key for conflict in plan.conflicts)
         problems.append(f"ideas set {keys} to different values: choose one value for each (resolutions)")

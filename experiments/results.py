@@ -44,6 +44,8 @@ def _warnings(study: Study, arms: list[ArmResult]) -> list[str]:
     judged = [arm for arm in arms if arm.kind == "all" or (arm.kind == "single" and study.kind == Study.Kind.ABLATION)]
     warnings = []
     for arm in judged:
+        if arm.same_runs_as:
+            continue  # the verdict already says there is nothing to measure
         for warning in analysis.warnings_for(arm.vs_baseline, baseline.stats if baseline else None):
             warnings.append(f"{arm.name}: {warning}" if len(judged) > 1 else warning)
     return warnings
@@ -58,7 +60,7 @@ def _result(study: Study, metric: str, finals: dict[int, float]) -> StudyResults
     arms = analysis.arm_results([
         (arm.name, arm.kind, arm.idea_keys, {run.seed: finals[run.pk] for run in arm.runs.all() if run.pk in finals})
         for arm in study.arms.all()
-    ])
+    ], run_sets={arm.name: frozenset(run.pk for run in arm.runs.all()) for arm in study.arms.all()})
     result = StudyResults(arms=arms, verdict=[], warnings=_warnings(study, arms),
                           marginals=analysis.leave_one_out_marginals(arms), metric=metric)
     if any(a.values for a in arms):

@@ -37,7 +37,7 @@ def baseline_versions(name: str) -> QuerySet[Baseline]:
 
 def _runs_with_attempts() -> QuerySet[Run]:
     return Run.objects.order_by("id").prefetch_related(
-        Prefetch("attempts", queryset=Attempt.objects.order_by("number"))
+        Prefetch("attempts", queryset=Attempt.objects.select_related("cancelled_by").order_by("number"))
     )
 
 
@@ -228,6 +228,23 @@ def metric_arrays(run_ids: Iterable[int], name: str) -> dict[int, Series]:
         int(run_column[start]): (table[start:stop, 1].astype(np.int64), table[start:stop, 2])
         for start, stop in zip(starts, [*starts[1:], len(table)])
     }
+
+
+def run_metric_arrays(run_id: int) -> dict[str, Series]:
+    """``{name: (steps, values)}`` of every metric one run logged, steps ascending; one query."""
+    rows = Metric.objects.filter(run_id=run_id).order_by("name", "step").values_list("name", "step", "value")
+    names, steps, values = [], [], []
+    for name, step, value in rows.iterator(chunk_size=20_000):
+        names.append(name)
+        steps.append(step)
+        values.append(value)
+    series: dict[str, Series] = {}
+    start = 0
+    for index in range(1, len(names) + 1):
+        if index == len(names) or names[index] != names[start]:
+            series[names[start]] = (np.array(steps[start:index], dtype=np.int64), np.array(values[start:index]))
+            start = index
+    return series
 
 
 def final_values(run_ids: Iterable[int], name: str) -> dict[int, float]:

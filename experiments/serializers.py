@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
+from django.utils import timezone
 from rest_framework import serializers
 
 from experiments.analysis import ArmResult, Difference, SeedStats
@@ -79,6 +80,61 @@ class RunSerializer(RunSummarySerializer):
     def get_wandb(self, run: Run) -> dict[str, str]:
         return {"id": run.public_id, "project": run.study.baseline.name, "group": run.study.label,
                 "dir": str(run.wandb_dir), "sync_command": run.wandb_sync_command}
+
+
+class RunListSerializer(RunSummarySerializer):
+    """A row of the runs explorer: the run, where it comes from and ``final``, the value of every metric at its
+    last logged step. Reads only joined and prefetched data (``experiments.explorer.runs_explore``)."""
+
+    study = serializers.IntegerField(source="study_id", read_only=True)
+    study_title = serializers.CharField(source="study.title", read_only=True)
+    baseline = serializers.CharField(source="study.baseline.label", read_only=True)
+    launcher = serializers.CharField(source="study.created_by.username", read_only=True)
+    arms = serializers.SerializerMethodField()
+    ideas = serializers.ListField(source="wandb_tags", child=serializers.CharField(), read_only=True)
+    tags = serializers.ListField(source="tag_names", child=serializers.CharField(), read_only=True)
+    wall_seconds = serializers.SerializerMethodField()
+    final = serializers.DictField(source="final_metrics", child=serializers.FloatField(), read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta(RunSummarySerializer.Meta):
+        fields = [*RunSummarySerializer.Meta.fields, "study", "study_title", "baseline", "launcher", "arms", "ideas",
+                  "tags", "wall_seconds", "created_at", "started_at", "finished_at", "final", "url"]
+
+    def get_arms(self, run: Run) -> list[str]:
+        return [arm.name for arm in run.arms.all()]
+
+    def get_wall_seconds(self, run: Run) -> float | None:
+        if run.started_at is None:
+            return None
+        return ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
+
+
+class RunListQuerySerializer(serializers.Serializer):
+    """Documents the explorer's parameters for the schema; ``experiments.explorer.parse_run_query`` parses them
+    (``config.<dotted key>`` parameters are open-ended, which a serializer cannot express)."""
+
+    study = serializers.IntegerField(required=False)
+    idea = serializers.CharField(required=False, help_text="idea key: runs of studies that include it")
+    area = serializers.CharField(required=False, help_text="area slug: runs of studies with an idea in it")
+    baseline = serializers.CharField(required=False, help_text="'name' or 'name@version'")
+    status = serializers.CharField(required=False, help_text="one status or several, comma-separated")
+    launcher = serializers.CharField(required=False, help_text="username of whoever launched the study")
+    tag = serializers.CharField(required=False)
+    search = serializers.CharField(required=False, help_text="every word must appear in the run id, study title, "
+                                                             "the study's idea titles and keys, or notes")
+    ordering = serializers.CharField(required=False, help_text="a field (id, created_at, started_at, finished_at, "
+                                     "status, step, tokens, tokens_per_s, gpu_hours, seed, study), final.<metric> or "
+                                     "config.<dotted key>; '-' for descending. Default -id")
+    page = serializers.IntegerField(required=False)
+
+
+class RunCompareSerializer(serializers.Serializer):
+    runs = RunListSerializer(many=True)
+    config_diff = serializers.DictField(child=serializers.ListField(), help_text="dotted key -> value per run, "
+                                        "only keys whose values differ")
+    final = serializers.DictField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+                                  help_text="metric -> final value per run (null where a run did not log it)")
 
 
 def _stats(stats: SeedStats | None) -> dict[str, Any] | None:
@@ -174,7 +230,7 @@ class StudyMetricQuerySerializer(StrictSerializer):
 
 
 class MetricQuerySerializer(StrictSerializer):
-    name = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=64, help_text="any logged metric name, e.g. val_loss or val_loss/wiki")
     max_points = serializers.IntegerField(required=False, min_value=3, max_value=100_000,
                                           help_text="downsample with LTTB to at most this many points")
 

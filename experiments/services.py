@@ -2,6 +2,7 @@
 messages leave only after commit. Errors: see ``experiments.errors``."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,13 +10,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from experiments import budget
+from experiments import budget, configdiff
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.execution import attempts
-from experiments.models import LIVE_STATES, Arm, Attempt, Backend, Baseline, Run, RunStatus, Study, StudyIdea
+from experiments.models import LIVE_STATES, Arm, Attempt, Backend, Baseline, Run, RunStatus, RunTag, Study, StudyIdea
 from experiments.permissions import can_launch_study, can_manage_study
 from experiments.planning import StudyPlan, plan_study
+from ideas import services as idea_services
+from ideas.lifecycle import Status
+from ideas.models import Idea
 from modelzoo.config import ConfigError, apply_overrides, load_recipe
 
 
@@ -83,6 +87,7 @@ def study_launch(
     ``budget.BudgetRefused`` (the estimate exceeds the grant; ``override`` by a reviewer launches anyway).
     """
     plan = plan_study(
+        user=user,
         kind=kind,
         baseline=baseline,
         ideas=ideas,
@@ -93,7 +98,8 @@ def study_launch(
         backend=backend,
     )
     if not can_launch_study(user, plan.ideas):
-        raise PermissionDenied("only the PIC and volunteers of every idea's area (or staff) may launch this study")
+        raise PermissionDenied("only the PIC and launchers of every idea's area (or staff) may launch this study; "
+                               "a volunteer becomes a launcher when the PIC allows it on the area page")
     if plan.conflicts:
         raise ConflictError(plan.conflicts)
     study = Study.objects.create(
@@ -126,6 +132,7 @@ def study_launch(
             overrides=planned.overrides,
             config=planned.config,
             config_hash=planned.config_hash,
+            config_flat=configdiff.flatten(planned.config),
             backend=plan.backend,
             wandb_tags=list(planned.idea_keys),
             max_steps=plan.max_steps,
@@ -133,7 +140,22 @@ def study_launch(
         for arm_name in planned.arm_names:
             arms[arm_name].runs.add(run)
         attempts.attempt_create(run=run)
+    _ideas_advance(study, plan.ideas, user)
     return study
+
+
+# The lifecycle status a study's ideas reach when it launches.
+_STUDY_STATUS = {Study.Kind.ABLATION: Status.IN_ABLATION, Study.Kind.INTEGRATION: Status.IN_INTEGRATION}
+
+
+def _ideas_advance(study: Study, ideas: Sequence[Idea], user: AbstractBaseUser) -> None:
+    """Move the study's ideas along their lifecycle (a submitted idea being ablated is in ablation now), each
+    step recorded with the study as the reason, so the idea's timeline and the area board show it. The note
+    names the study but not its title: a study may mix in ideas of a restricted area, and the idea's readers
+    may not be allowed to see it (its page tells them, or answers 404)."""
+    reason = f"{study.label} launched ({study.get_absolute_url()})"
+    for idea in ideas:
+        idea_services.idea_advance(idea=idea, to_status=_STUDY_STATUS[study.kind], by=user, reason=reason)
 
 
 def _run_for_update(run: Run | int) -> Run:
@@ -147,8 +169,8 @@ def run_cancel(*, run: Run | int, user: AbstractBaseUser) -> Run:
     Raises RunStateConflict if the run is not live, or if its trainer has already succeeded (it stays succeeded)."""
     run = _run_for_update(run)
     if not can_manage_study(user, run.study):
-        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may cancel it")
-    outcome = attempts.attempt_cancel(run=run, by=str(user))
+        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and launchers, may cancel it")
+    outcome = attempts.attempt_cancel(run=run, by=user)
     if outcome is attempts.CancelOutcome.NOT_LIVE:
         raise RunStateConflict(run.public_id, run.status, "cancel")
     if outcome is attempts.CancelOutcome.TRAINER_SUCCEEDED:
@@ -166,10 +188,36 @@ def run_resume(*, run: Run | int, user: AbstractBaseUser) -> Attempt:
     Raises RunStateConflict if the run is live or already succeeded."""
     run = _run_for_update(run)
     if not can_manage_study(user, run.study):
-        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may resume it")
+        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and launchers, may resume it")
     if run.status in (*LIVE_STATES, RunStatus.SUCCEEDED):
         raise RunStateConflict(run.public_id, run.status, "resume")
     return attempts.attempt_create(run=run)
+
+
+MAX_TAGS = 20
+MAX_NOTES = 20_000
+_TAG = re.compile(r"^[-\w]{1,40}$")
+
+
+@transaction.atomic
+def run_annotate(*, run: Run | int, user: AbstractBaseUser, notes: str, tags: Sequence[str]) -> Run:
+    """Replace a run's notes and tags. Whoever may manage its study (its launcher, the ideas' PICs and
+    volunteers, staff) may; ValidationError names ``tags`` or ``notes`` when they are malformed."""
+    run = _run_for_update(run)
+    if not can_manage_study(user, run.study):
+        raise PermissionDenied("only whoever launched the study, or the ideas' PICs and volunteers, may edit its runs")
+    names = list(dict.fromkeys(tag.strip().lower() for tag in tags if tag.strip()))
+    if bad := [name for name in names if not _TAG.match(name)]:
+        raise ValidationError({"tags": f"tag {bad[0]!r}: tags are up to 40 letters, digits, '-' or '_'"})
+    if len(names) > MAX_TAGS:
+        raise ValidationError({"tags": f"a run takes at most {MAX_TAGS} tags, got {len(names)}"})
+    if len(notes) > MAX_NOTES:
+        raise ValidationError({"notes": f"notes take at most {MAX_NOTES} characters, got {len(notes)}"})
+    Run.objects.filter(pk=run.pk).update(notes=notes)
+    RunTag.objects.filter(run=run).exclude(name__in=names).delete()
+    RunTag.objects.bulk_create([RunTag(run=run, name=name) for name in names], ignore_conflicts=True)
+    run.refresh_from_db()
+    return run
 
 
 def study_cancel(*, study: Study, user: AbstractBaseUser) -> int:

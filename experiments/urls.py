@@ -1,6 +1,6 @@
 from django.urls import path
 
-from experiments import views
+from experiments import explorer_views, views
 
 app_name = "experiments"
 
@@ -13,7 +13,10 @@ urlpatterns = [
     path("studies/<int:study_id>/results/", views.study_results_fragment, name="study_results"),
     path("studies/<int:study_id>/cancel/", views.study_cancel, name="study_cancel"),
     path("ideas/<str:key>/ablation/", views.ablation_launch, name="ablation_launch"),
+    path("runs/", explorer_views.run_list, name="run_list"),
+    path("runs/compare/", explorer_views.run_compare, name="run_compare"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/annotate/", views.run_annotate, name="run_annotate"),
     path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),

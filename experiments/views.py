@@ -5,7 +5,6 @@ decide who may launch, cancel and resume."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,15 +14,17 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core import idempotency
 from core.forms import apply_service_error
-from experiments import charts, configdiff, preview, selectors, services
+from core.idempotency import IdempotencyKeyReused
+from experiments import charts, configdiff, preview, progress, run_charts, selectors, services
 from experiments.budget import BudgetRefused
 from experiments.composition import ConflictError
 from experiments.errors import RunStateConflict
 from experiments.execution import runfiles
-from experiments.forms import AblationForm, IntegrationForm
+from experiments.forms import AblationForm, IntegrationForm, RunAnnotateForm
 from experiments.models import LIVE_STATES, Run, RunStatus, Study
-from experiments.permissions import can_manage_study
+from experiments.permissions import can_manage_study, launchable_area_ids
 from experiments.results import study_results_with_corpora, study_rows
 from ideas import selectors as idea_selectors
 from ideas.lifecycle import OPEN_STATES, Status
@@ -58,21 +59,6 @@ def study_list(request: HttpRequest) -> HttpResponse:
 # ------------------------------------------------------------------------------------------- study page
 
 
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    fraction: float
-    eta_seconds: float | None
-
-
-def _progress(runs: list[Run]) -> Progress:
-    finished = sum(run.status not in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs)
-    etas = [run.eta_seconds for run in runs if run.is_live and run.eta_seconds is not None]
-    fraction = sum(run.progress for run in runs) / len(runs) if runs else 0.0
-    return Progress(finished, len(runs), fraction, max(etas) if etas else None)
-
-
 def _grid(study: Study) -> list[tuple[object, list[Run | None]]]:
     """Arms × seeds: each arm with its run per study seed (None where it has none)."""
     rows = []
@@ -86,7 +72,7 @@ def _progress_context(study: Study) -> dict:
     runs = list(study.runs.all())
     status = selectors.study_status(runs)
     return {"study": study, "status": status, "live": status in LIVE_STATES,
-            "grid": _grid(study), "progress": _progress(runs)}
+            "grid": _grid(study), "progress": progress.study_progress(runs)}
 
 
 def _smoothing(request: HttpRequest) -> float:
@@ -144,9 +130,18 @@ def study_cancel(request: HttpRequest, study_id: int) -> HttpResponse:
 
 
 def _launch(request: HttpRequest, form, arguments: dict) -> Study | None:
-    """Launch a study from a valid ``form``; service errors land on the form. None when refused."""
+    """Launch a study from a valid ``form``, once per its one-time token (a repeated POST gets the first
+    study); service errors land on the form. None when refused."""
+    arguments.pop("launch_token", None)
+    token = form.cleaned_data.get("launch_token")
+    launch = lambda: {"study": services.study_launch(user=request.user, **arguments).pk}  # noqa: E731
     try:
-        return services.study_launch(user=request.user, **arguments)
+        # Namespaced: a form token can never collide with an API client's Idempotency-Key.
+        result = idempotency.once(user=request.user, key=f"launch-form:{token}", payload=arguments,
+                                  action=launch)[0] if token else launch()
+        return Study.objects.get(pk=result["study"])
+    except IdempotencyKeyReused:
+        form.add_error(None, "This form was already used to launch a study; reload the page to launch another.")
     except ValidationError as error:
         apply_service_error(form, error)
     except ConflictError as error:
@@ -180,6 +175,7 @@ def _integration_candidates(request: HttpRequest, show_all: bool) -> list[Idea]:
 def _integration_form(request: HttpRequest, data=None) -> IntegrationForm:
     show_all = (data or request.GET).get("show") == "all"
     return IntegrationForm(data, baselines=selectors.baselines_latest(), ideas=_integration_candidates(request, show_all),
+                           launchable_areas=launchable_area_ids(request.user),
                            initial={"baseline": request.GET.get("baseline", "")})
 
 
@@ -188,12 +184,14 @@ def study_new(request: HttpRequest) -> HttpResponse:
     """New integration study: pick a baseline and ideas, see the composed patch and conflicts, launch."""
     data = request.POST if request.method == "POST" else None
     form = _integration_form(request, data)
+    # The preview is worked out before launching, so a refused launch shows the form and its preview as they were.
+    preview_context = _preview_context(request, form)
     if data is not None and form.is_valid():
         study = _launch(request, form, form.launch_arguments())
         if study is not None:
             messages.success(request, f"Launched {study.label}: {study.title}.")
             return redirect("experiments:study_detail", study.pk)
-    context = {"form": form, "show_all": (data or request.GET).get("show") == "all", **_preview_context(request, form)}
+    context = {"form": form, "show_all": (data or request.GET).get("show") == "all", **preview_context}
     return render(request, "experiments/study_new.html", context, status=400 if data is not None else 200)
 
 
@@ -211,6 +209,7 @@ def _preview_context(request: HttpRequest, form: IntegrationForm) -> dict:
         return {"plan": None, "plan_errors": error.messages}
     plan = planned.plan
     return {"plan": plan, "preview": planned, "plan_errors": [], "resolutions": form.resolutions(),
+            "blocked": form.blocked_choices(),
             "conflict_keys": {conflict.key for conflict in plan.conflicts},
             "shared_runs": len(plan.arms) * len(plan.seeds) - len(plan.runs)}
 
@@ -256,7 +255,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     baseline_run = _baseline_run(run)
     context = _run_live_context(run)
+    panels = run_charts.run_panels(run)
     context.update(
+        panels=panels,
+        panel_data={panel.name: panel.series for panel in panels if panel.series},
+        smoothing_choices=charts.SMOOTHING_CHOICES, has_charts=True,
+        annotate_form=RunAnnotateForm(initial={"notes": run.notes, "tags": " ".join(run.tag_names)}),
         study=run.study,
         arms=list(run.arms.all()),
         baseline_run=baseline_run,
@@ -266,6 +270,26 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         can_manage=can_manage_study(request.user, run.study),
     )
     return render(request, "experiments/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def run_annotate(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Notes and tags of a run; the form comes back with the error (and what was typed) when refused."""
+    run = _run(request, run_id)
+    form = RunAnnotateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.run_annotate(run=run, user=request.user, notes=form.cleaned_data["notes"],
+                                  tags=form.cleaned_data["tags"].split())
+        except ValidationError as error:
+            apply_service_error(form, error)
+        except PermissionDenied as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Saved the notes and tags of {run.public_id}.")
+            return redirect("experiments:run_detail", run.pk)
+    return render(request, "experiments/run_annotate.html", {"run": run, "form": form}, status=400)
 
 
 @login_required

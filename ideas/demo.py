@@ -107,6 +107,8 @@ def seed(out: TextIO | None = None) -> None:
         for name, slugs in VOLUNTEERS:
             for slug in slugs:
                 services.area_volunteer(area=areas[slug], user=users[name])
+                # The demo's volunteers launch studies, so their PICs made them launchers.
+                services.area_launcher_set(area=areas[slug], user=users[name], can_launch=True, by=admin)
         created = _seed_ideas(users, areas)
 
     out.write(f"Ideas demo: {len(areas)} areas, {created} new ideas ({Idea.objects.count()} in total).\n")
@@ -114,4 +116,4 @@ def seed(out: TextIO | None = None) -> None:
     out.write("  admin  (staff, superuser)\n")
     for slug, name, pic, _ in AREAS:
         out.write(f"  {pic:<18} PIC of {name}\n")
-    out.write(f"  volunteers: {', '.join(name for name, _ in VOLUNTEERS)}\n")
+    out.write(f"  volunteers (launchers): {', '.join(name for name, _ in VOLUNTEERS)}\n")

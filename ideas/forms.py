@@ -8,8 +8,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from core.forms import StorableTextMixin
+
 from ideas.lifecycle import Status
 from ideas.models import Area
+from core.jsonkeys import DuplicateKeyError, unique_keys_object
 from ideas.patches import validate_recipe_patch
 
 PATCH_HELP = 'One "key = value" per line (values are JSON: 128, true, 3e-4, "bf16"), or a JSON object.'
@@ -17,19 +20,23 @@ PATCH_HELP = 'One "key = value" per line (values are JSON: 128, true, 3e-4, "bf1
 
 def parse_patch_text(text: str) -> dict[str, Any]:
     """``moe.latent_size = 128`` lines (or a JSON object) → dict; values parse as JSON, else stay strings,
-    the same rule as the trainer's ``--set`` flag."""
+    the same rule as the trainer's ``--set`` flag. A key set twice is refused, naming it: which of the two
+    values was meant cannot be guessed."""
     text = text.strip()
     if not text:
         return {}
     if text.startswith("{"):
         try:
-            patch = json.loads(text)
+            patch = json.loads(text, object_pairs_hook=unique_keys_object)
         except json.JSONDecodeError as error:
             raise ValidationError(f"not valid JSON: {error.msg} (line {error.lineno})") from None
+        except DuplicateKeyError as error:
+            raise ValidationError(str(error)) from None
         if not isinstance(patch, dict):
             raise ValidationError("a JSON recipe patch must be an object")
         return patch
     patch: dict[str, Any] = {}
+    first_line: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -37,11 +44,15 @@ def parse_patch_text(text: str) -> dict[str, Any]:
         key, sep, raw = line.partition("=")
         if not sep or not key.strip():
             raise ValidationError(f"line {number}: expected `key = value`, got {line!r}")
+        key = key.strip()
+        if key in first_line:
+            raise ValidationError(f"line {number}: {key} is set twice (first on line {first_line[key]}); keep one value")
+        first_line[key] = number
         try:
             value = json.loads(raw.strip())
         except json.JSONDecodeError:
             value = raw.strip()
-        patch[key.strip()] = value
+        patch[key] = value
     return patch
 
 
@@ -49,7 +60,7 @@ def patch_to_text(patch: dict[str, Any]) -> str:
     return "\n".join(f"{key} = {json.dumps(value)}" for key, value in patch.items())
 
 
-class IdeaForm(forms.Form):
+class IdeaForm(StorableTextMixin, forms.Form):
     title = forms.CharField(max_length=200)
     area = forms.ModelChoiceField(queryset=Area.objects.select_related("pic").order_by("name"), empty_label="Choose an area…")
     summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), help_text="Markdown. What and why.")
@@ -101,7 +112,7 @@ class IdeaFilterForm(forms.Form):
         self.fields["tag"].choices = [("", "Any tag"), *((name, name) for name in tags)]
 
 
-class TransitionForm(forms.Form):
+class TransitionForm(StorableTextMixin, forms.Form):
     to_status = forms.ChoiceField(choices=Status.choices)
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     decision_summary = forms.CharField(
@@ -115,11 +126,11 @@ class TransitionForm(forms.Form):
                       "decision.summary": "decision_summary"}
 
 
-class CommentForm(forms.Form):
+class CommentForm(StorableTextMixin, forms.Form):
     body = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Markdown welcome"}))
 
 
-class HandoverForm(forms.Form):
+class HandoverForm(StorableTextMixin, forms.Form):
     to_user = forms.ModelChoiceField(
         label="New PIC", queryset=get_user_model().objects.filter(is_active=True).order_by("username")
     )

@@ -39,6 +39,16 @@ DECISION_REQUIRED: frozenset[str] = frozenset({Status.LANDED, Status.REJECTED})
 BOARD_COLUMNS: tuple[str, ...] = (*OPEN_STATES, Status.LANDED, Status.PARKED, Status.REJECTED)
 
 
+def forward_path(from_status: str, to_status: str) -> list[str]:
+    """The statuses an idea passes moving forward from ``from_status`` to ``to_status`` (``to_status`` last);
+    [] when it is already there, beyond it, or closed (landed, rejected, parked)."""
+    path, status = [], from_status
+    while status in _FORWARD and status != to_status:
+        status = _FORWARD[status]
+        path.append(status)
+    return path if path and path[-1] == to_status else []
+
+
 def allowed_targets(status: str) -> tuple[str, ...]:
     """The statuses an idea in ``status`` may move to, in display order."""
     return TRANSITIONS[status]

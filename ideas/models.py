@@ -34,11 +34,13 @@ class Area(models.Model):
 
 
 class AreaMembership(models.Model):
-    """A member who volunteered to help in an area."""
+    """A member who volunteered to help in an area. Volunteering alone confers no power over the area's
+    compute: ``can_launch`` (granted by the PIC) lets them launch, cancel and resume studies that spend it."""
 
     area = models.ForeignKey(Area, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="area_memberships")
     joined_at = models.DateTimeField(auto_now_add=True)
+    can_launch = models.BooleanField(default=False, help_text="granted by the PIC: may launch and cancel studies")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["area", "user"], name="ideas_membership_unique")]

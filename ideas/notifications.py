@@ -8,6 +8,7 @@ Nobody is told of their own act, and nobody hears of what ``ideas.visibility`` h
 from django.contrib.auth import get_user_model
 
 from ideas import visibility
+from ideas.lifecycle import Status
 from ideas.models import Activity, Area
 from inbox import events
 from inbox.events import Event, muted
@@ -55,7 +56,8 @@ def idea_activity_event(activity_id: int) -> Event | None:
     lines = [f"{activity.actor} {activity.get_kind_display()} {idea.key}: {idea.title}"]
     if activity.transition is not None:
         recipients.add(idea.area.pic_id)
-        lines.append(f"Status: {activity.transition.from_status} → {activity.transition.to_status}")
+        moved = activity.transition
+        lines.append(f"Status: {Status(moved.from_status).label} → {Status(moved.to_status).label}")
         if activity.transition.note:
             lines.append(f"Note: {activity.transition.note}")
     if activity.comment is not None:

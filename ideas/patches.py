@@ -2,6 +2,12 @@
 from typing import Any
 
 _SCALARS = (str, int, float, bool)
+# Keys an idea may not set, with the reason. A study gives every arm the same seeds so that arms differ only
+# by their patches; launching refuses an idea that sets one, so it is refused when the idea is submitted.
+IDEA_REFUSED_KEYS = {
+    "train.seed": "train.seed: an idea may not set the seed; each study runs every arm with the same seeds "
+                  "(choose them when launching)",
+}
 
 
 def _shape_errors(patch: dict) -> dict[str, str]:
@@ -10,6 +16,8 @@ def _shape_errors(patch: dict) -> dict[str, str]:
     for key, value in patch.items():
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
             errors[key] = f"{key!r}: keys must be dotted config paths such as 'moe.latent_size'"
+        elif key in IDEA_REFUSED_KEYS:
+            errors[key] = IDEA_REFUSED_KEYS[key]
         elif not (isinstance(value, _SCALARS) or _is_flat_collection(value)):
             errors[key] = (f"{key}: value must be a JSON scalar, a list of scalars or an object of scalars "
                            f"(e.g. data.blend), got {type(value).__name__}")

@@ -35,6 +35,14 @@ def parse_idea_key(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def idea_for_pasted_key(text: str, *, user: AbstractBaseUser) -> Idea | None:
+    """The idea whose key is all of ``text`` (``IDEA-0042``, ``idea-42``) if ``user`` may see it, else None."""
+    number = parse_idea_key(text.strip())
+    if number is None:
+        return None
+    return visibility.visible_ideas(user).filter(number=number).first()
+
+
 def _require_member(user: AbstractBaseUser) -> None:
     if not permissions.is_member(user):
         raise PermissionDenied("sign in to see ideas")
@@ -80,21 +88,29 @@ def area_get_for_user(*, slug: str, user: AbstractBaseUser) -> Area:
     return get_or_404(visibility.visible_areas(user).select_related("pic"), f"no area {slug!r}", slug=slug)
 
 
+MAX_SEARCH_WORDS = 10
+
+
 def idea_search(queryset: QuerySet[Idea], text: str) -> QuerySet[Idea]:
-    """Ideas matching ``text`` in key, title, summary or tags. PostgreSQL: full-text search with stemming;
-    other databases: case-insensitive substring match. A pasted key always matches exactly."""
+    """Ideas matching every word of ``text`` somewhere in key, title, summary or tags ("stochastic FP4 gradient"
+    finds "Stochastic rounding for FP4 gradient casts"): each word as a case-insensitive substring, and on
+    PostgreSQL also by full-text stem ("gradients" finds "gradient"). A pasted key matches exactly."""
     text = text.strip()
     if not text:
         return queryset
     number = parse_idea_key(text)
     if number is not None:
         return queryset.filter(number=number)
-    tag_match = Exists(Tag.objects.filter(ideas=OuterRef("pk"), name__iexact=text))
-    if connection.vendor == "postgresql":
-        query = SearchQuery(text, search_type="websearch", config="english")
-        vector = SearchVector("key", "title", "summary", config="english")
-        return queryset.annotate(_search=vector).filter(Q(_search=query) | tag_match)
-    return queryset.filter(Q(key__icontains=text) | Q(title__icontains=text) | Q(summary__icontains=text) | tag_match)
+    stemmed = connection.vendor == "postgresql"
+    if stemmed:
+        queryset = queryset.annotate(_search=SearchVector("key", "title", "summary", config="english"))
+    for word in text.split()[:MAX_SEARCH_WORDS]:
+        tagged = Exists(Tag.objects.filter(ideas=OuterRef("pk"), name__icontains=word))
+        matches = Q(key__icontains=word) | Q(title__icontains=word) | Q(summary__icontains=word) | tagged
+        if stemmed:
+            matches |= Q(_search=SearchQuery(word, config="english"))
+        queryset = queryset.filter(matches)
+    return queryset
 
 
 def _with_table_relations(ideas: QuerySet[Idea]) -> QuerySet[Idea]:
@@ -164,10 +180,11 @@ def area_board(area: Area) -> list[tuple[str, str, list[Idea]]]:
 
 
 def areas_overview(*, user: AbstractBaseUser) -> QuerySet[Area]:
-    """The areas ``user`` may see with PIC, volunteers, recent handovers and idea counts (open and total)."""
+    """The areas ``user`` may see with PIC, volunteers (memberships, with who may launch), recent handovers and
+    idea counts (open and total)."""
     return (
         visibility.visible_areas(user).select_related("pic")
-        .prefetch_related("volunteers")
+        .prefetch_related(Prefetch("memberships", queryset=AreaMembership.objects.select_related("user")))
         .annotate(
             idea_count=Count("ideas", distinct=True),
             open_count=Count("ideas", filter=Q(ideas__status__in=OPEN_STATES), distinct=True),

@@ -15,7 +15,7 @@ from django.utils.text import slugify
 
 from ideas import notifications, permissions, visibility
 from ideas.errors import IllegalTransition
-from ideas.lifecycle import DECISION_REQUIRED, Status, allowed_targets
+from ideas.lifecycle import DECISION_REQUIRED, Status, allowed_targets, forward_path
 from ideas.models import (
     Activity,
     Area,
@@ -79,6 +79,19 @@ def area_volunteer(*, area: Area, user: AbstractBaseUser) -> AreaMembership:
     if not permissions.is_member(user):
         raise PermissionDenied("sign in to volunteer")
     membership, _ = AreaMembership.objects.get_or_create(area=area, user=user)
+    return membership
+
+
+@transaction.atomic
+def area_launcher_set(*, area: Area, user: AbstractBaseUser, can_launch: bool, by: AbstractBaseUser) -> AreaMembership:
+    """The PIC (or staff) lets a volunteer launch, cancel and resume the area's studies, or takes it back."""
+    if not (by.is_staff or area.pic_id == by.pk):
+        raise PermissionDenied("only the area's PIC may decide who launches its studies")
+    membership = AreaMembership.objects.select_for_update().filter(area=area, user=user).first()
+    if membership is None:
+        raise ValidationError({"user": f"{user} has not volunteered in {area.name}; only volunteers can launch"})
+    membership.can_launch = can_launch
+    membership.save(update_fields=["can_launch"])
     return membership
 
 
@@ -250,6 +263,24 @@ def idea_transition(
     idea.save(update_fields=["status", "updated_at"])
     _record(idea, by, Activity.Kind.TRANSITIONED, transition=transition)
     return transition
+
+
+@transaction.atomic
+def idea_advance(*, idea: Idea, to_status: str, by: AbstractBaseUser, reason: str) -> list[Transition]:
+    """Move ``idea`` forward to ``to_status`` because work on it started (a study launched in experiments, which
+    has already checked that ``by`` may launch it): one recorded transition per step, each with ``reason``.
+    Ideas already there or further, and closed or parked ones, stay where they are."""
+    idea = Idea.objects.select_for_update().get(pk=idea.pk)
+    transitions = []
+    for status in forward_path(idea.status, to_status):
+        transitions.append(Transition.objects.create(idea=idea, from_status=idea.status, to_status=status, actor=by,
+                                                     note=reason))
+        idea.status = status
+    if transitions:
+        idea.save(update_fields=["status", "updated_at"])
+        # One activity (and one notification to watchers) for the whole move; every step is in the transitions.
+        _record(idea, by, Activity.Kind.TRANSITIONED, transition=transitions[-1])
+    return transitions
 
 
 @transaction.atomic

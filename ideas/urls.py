@@ -31,6 +31,7 @@ urlpatterns = [
     path("areas/<slug:slug>/", views.area_board, name="area_board"),
     path("areas/<slug:slug>/move/", views.area_board_move, name="area_board_move"),
     path("areas/<slug:slug>/volunteer/", views.area_volunteer, name="area_volunteer"),
+    path("areas/<slug:slug>/launchers/", views.area_launcher, name="area_launcher"),
     path("areas/<slug:slug>/handover/", views.area_hand_over, name="area_hand_over"),
     path("api/", views.api_help, name="api_help"),
 ]

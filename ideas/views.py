@@ -4,13 +4,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from core.forms import apply_service_error, parse_lines
 from core.http import is_htmx
-from ideas import permissions, selectors, services, visibility
+from ideas import list_cache, permissions, selectors, services, visibility
 from ideas.errors import IllegalTransition
 from ideas.forms import (
     CommentForm,
@@ -22,6 +24,7 @@ from ideas.forms import (
 )
 from ideas.lifecycle import DECISION_REQUIRED, allowed_targets
 from ideas.models import Area, Idea
+from ideas.patch_warnings import patch_warnings
 from inbox import selectors as inbox_selectors
 
 IDEAS_PER_PAGE = 25
@@ -44,13 +47,26 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def idea_list(request: HttpRequest) -> HttpResponse:
-    form = IdeaFilterForm(request.GET or None, areas=selectors.area_filter_choices(user=request.user),
-                          tags=selectors.tag_names(user=request.user))
-    filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
-    page = selectors.idea_list_page(user=request.user, filters=filters, number=request.GET.get("page"),
-                                    per_page=IDEAS_PER_PAGE)
-    template = "ideas/_idea_results.html" if is_htmx(request) else "ideas/idea_list.html"
-    return render(request, template, {"form": form, "page": page})
+    areas = selectors.area_filter_choices(user=request.user)  # also the viewer's visibility, for the cache key
+    if jump := selectors.idea_for_pasted_key(request.GET.get("q", ""), user=request.user):
+        # A pasted key jumps to the idea (htmx follows HX-Redirect; a plain GET gets a redirect).
+        if is_htmx(request):
+            return HttpResponse(status=204, headers={"HX-Redirect": jump.get_absolute_url()})
+        return redirect(jump)
+    body_template = "ideas/_idea_results.html" if is_htmx(request) else "ideas/_idea_list_body.html"
+
+    def render_body() -> str:
+        form = IdeaFilterForm(request.GET or None, areas=areas, tags=selectors.tag_names(user=request.user))
+        filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
+        page = selectors.idea_list_page(user=request.user, filters=filters, number=request.GET.get("page"),
+                                        per_page=IDEAS_PER_PAGE)
+        return render_to_string(body_template, {"form": form, "page": page}, request=request)
+
+    body = list_cache.cached_body(visible_areas=areas, variant=body_template, query=request.GET.urlencode(),
+                                  render=render_body)
+    if is_htmx(request):
+        return HttpResponse(body)
+    return render(request, "ideas/idea_list.html", {"body": mark_safe(body)})  # rendered by our own template, escaped there
 
 
 @login_required
@@ -64,6 +80,8 @@ def idea_submit(request: HttpRequest) -> HttpResponse:
             apply_service_error(form, error)
         else:
             messages.success(request, f"{idea.key} submitted. The PIC of {idea.area.name} will triage it.")
+            for warning in patch_warnings(idea.recipe_patch):
+                messages.warning(request, warning)
             return redirect(idea)
     status = 400 if request.method == "POST" else 200
     return render(request, "ideas/idea_form.html", {"form": form, "idea": None}, status=status)
@@ -220,6 +238,22 @@ def area_volunteer(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         services.area_leave(area=area, user=request.user)
         messages.info(request, f"You left {area.name}.")
+    return redirect("area_list")
+
+
+@login_required
+@require_POST
+def area_launcher(request: HttpRequest, slug: str) -> HttpResponse:
+    """The PIC allows a volunteer to launch and cancel the area's studies, or takes it back."""
+    area = selectors.area_get_for_user(slug=slug, user=request.user)
+    user_id = request.POST.get("user", "")
+    volunteer = area.volunteers.filter(pk=int(user_id)).first() if user_id.isdigit() else None
+    if volunteer is None:
+        raise Http404(f"no volunteer {user_id!r} in {area.name}")
+    can_launch = request.POST.get("can_launch") == "1"
+    services.area_launcher_set(area=area, user=volunteer, can_launch=can_launch, by=request.user)
+    verb = "may now launch" if can_launch else "may no longer launch"
+    messages.success(request, f"{volunteer} {verb} studies in {area.name}.")
     return redirect("area_list")
 
 

@@ -51,3 +51,16 @@ class EmailPreference(models.Model):
     user = models.OneToOneField(USER, on_delete=models.CASCADE, primary_key=True, related_name="inbox_email_preference")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class OutboxEvent(models.Model):
+    """A published event not yet handed to the broker. Written in the transaction of the row it is about,
+    so it is committed exactly when that row is; removed once the broker has taken it. Rows that stay (Redis
+    was away) are re-sent by the beat task ``inbox.tasks.send_outbox``, so no event is lost to an outage."""
+
+    source = models.CharField(max_length=64)
+    ref = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.ref}"

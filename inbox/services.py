@@ -7,6 +7,7 @@ redelivery: at least once there, never silently lost.)
 """
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from inbox import events, selectors
 from inbox.events import Event
-from inbox.models import EmailPreference, Message
+from inbox.models import EmailPreference, Message, OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +113,18 @@ def messages_mark_all_read(*, user: AbstractBaseUser) -> int:
 def email_preference_set(*, user: AbstractBaseUser, enabled: bool) -> EmailPreference:
     preference, _ = EmailPreference.objects.update_or_create(user=user, defaults={"enabled": enabled})
     return preference
+
+
+# An event younger than this is probably still being sent by its own on-commit hook.
+OUTBOX_GRACE_SECONDS = 30
+
+
+def outbox_send(*, limit: int = 500) -> int:
+    """Hand the oldest waiting outbox events to the broker; stops at the first broker failure."""
+    cutoff = timezone.now() - timedelta(seconds=OUTBOX_GRACE_SECONDS)
+    sent = 0
+    for row in OutboxEvent.objects.filter(created_at__lt=cutoff).order_by("pk")[:limit]:
+        if not events.send_pending(row.pk, row.source, row.ref):
+            break
+        sent += 1
+    return sent

@@ -11,3 +11,9 @@ from inbox import services
 def deliver_event(source: str, ref: int) -> int:
     """Returns how many emails went out."""
     return services.event_deliver(source=source, ref=ref).emailed
+
+
+@shared_task(soft_time_limit=120, time_limit=150)
+def send_outbox() -> int:
+    """Beat: hand over the events that could not be sent when they happened; returns how many went."""
+    return services.outbox_send()

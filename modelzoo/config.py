@@ -408,6 +408,22 @@ def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
     return apply_model_overrides(ModelConfig(), _flatten(data, ""))
 
 
+NOT_TEXT = "must be valid Unicode text (it contains a lone surrogate or a NUL character)"
+
+
+def _is_text(text: str) -> bool:
+    """Storable everywhere a patch goes (database, JSON files, the trainer's command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def validate_patch(patch: Any) -> list[str]:
     """Every problem of a recipe patch (dotted key -> JSON scalar) applied to the default recipe; [] if valid."""
     if not isinstance(patch, dict):
@@ -417,6 +433,10 @@ def validate_patch(patch: Any) -> list[str]:
     for key, value in patch.items():
         if not isinstance(key, str):
             errors.append(f"patch key {key!r} must be a string")
+        elif not _is_text(key):
+            errors.append(f"patch key {_printable(key)!r} {NOT_TEXT}")
+        elif isinstance(value, str) and not _is_text(value):
+            errors.append(f"{key}: value {NOT_TEXT}")
         elif key not in OVERRIDE_KEYS:
             errors.append(_unknown_key_message(key))
         elif not isinstance(value, scalars) and key not in STRUCTURED_KEYS:

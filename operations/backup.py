@@ -109,8 +109,10 @@ def _encode(value: Any) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    # allow_nan: a float column may hold NaN or infinity; they come back as written.
-    return json.dumps(obj, default=_encode, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    # allow_nan: a float column may hold NaN or infinity; they come back as written. ensure_ascii: text the
+    # database took that is not valid Unicode (a lone surrogate) is written as a \\udXXX escape, so the file
+    # stays UTF-8 and the value comes back exactly.
+    return json.dumps(obj, default=_encode, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
 
 
 def _applied_migrations(using: str) -> list[str]:

@@ -283,8 +283,10 @@ def submitter(make_user: Callable[..., User]) -> User:
 
 @pytest.fixture
 def area(staff: User, pic: User, volunteer: User) -> Area:
+    """`pic`'s area, where `volunteer` volunteered and the PIC made them a launcher."""
     area = idea_services.area_create(slug="moe-routing", name="MoE routing", pic=pic, by=staff)
     idea_services.area_volunteer(area=area, user=volunteer)
+    idea_services.area_launcher_set(area=area, user=volunteer, can_launch=True, by=pic)
     return area
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments import budget, notifications
+from experiments import budget, charts, notifications, series
 from experiments.execution import dispatch, monitor, slots, transitions
 from experiments.execution.transitions import ACTIVE_STATES
 from experiments.models import FINAL_STATES, LIVE_STATES, Attempt, Run, RunStatus
@@ -177,6 +178,7 @@ def _close(
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
     if state != S.PREEMPTED:  # a preempted run resumes: its study has not ended
         notifications.publish_study_run_ended(run.study_id)  # told once its last run has ended
+        series.refresh_when_committed(run, names=charts.STORED_METRICS)
 
 
 @transaction.atomic
@@ -216,7 +218,7 @@ class CancelOutcome(enum.Enum):
 
 
 @transaction.atomic
-def attempt_cancel(*, run: Run, by: str) -> CancelOutcome:
+def attempt_cancel(*, run: Run, by: AbstractBaseUser) -> CancelOutcome:
     """Cancel the live attempt of ``run`` for ``by`` (a person). A queued attempt is closed like any other
     (``_close``); a starting/running one is asked to stop. A trainer that has already written
     ``succeeded`` has won: its run stays succeeded and nothing is requested."""
@@ -225,12 +227,14 @@ def attempt_cancel(*, run: Run, by: str) -> CancelOutcome:
         return CancelOutcome.NOT_LIVE
     now = timezone.now()
     if attempt.state == S.QUEUED:
+        Attempt.objects.filter(pk=attempt.pk).update(cancelled_by=by)
         _close(attempt, state=S.CANCELLED, reason=f"cancelled by {by}", exit_code=None, log_tail="", ended_at=now,
                cancel_requested_at=now)
         return CancelOutcome.CANCELLED
     if trainer_succeeded(attempt.run):
         return CancelOutcome.TRAINER_SUCCEEDED
-    Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, reason=f"cancel requested by {by}")
+    Attempt.objects.filter(pk=attempt.pk).update(cancel_requested_at=now, cancelled_by=by,
+                                                 reason=f"cancel requested by {by}")
     return CancelOutcome.REQUESTED
 
 

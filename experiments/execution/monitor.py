@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from experiments.models import Metric, Run
@@ -15,7 +16,9 @@ from modelzoo.run_files import STATUS_FILE
 
 log = logging.getLogger(__name__)
 
-NOT_METRICS = {"step", "time"}  # keys of a metrics line that are coordinates, not values
+NOT_METRICS = {"step"}  # the key every point is stored under, not a value
+# Logged as a metric so charts can plot against wall time, but not a result: left out of Run.final_metrics.
+NOT_FINAL = {"time"}
 UPSERT_BATCH = 2000
 
 
@@ -79,7 +82,23 @@ def ingest(run: Run, records: list[dict[str, Any]]) -> int:
         update_fields=["value"],
     )
     _update_progress(run, max(records, key=lambda record: record["step"]))
+    final_metrics_refresh(run_id=run.pk, names={row.name for row in rows})
     return len(rows)
+
+
+def final_metrics_refresh(*, run_id: int, names: set[str] | None = None) -> dict[str, float]:
+    """Copy the value at the last logged step of each metric in ``names`` (None: all) into ``Run.final_metrics``,
+    which the runs explorer filters and orders by. Read back from the rows rather than from the batch, because
+    a resumed attempt re-logs steps below ones an earlier attempt already wrote. One read, one write."""
+    points = Metric.objects.filter(run_id=run_id).exclude(name__in=NOT_FINAL)
+    if names is not None:
+        points = points.filter(name__in=sorted(names))
+    last_step = Metric.objects.filter(run_id=run_id, name=OuterRef("name")).order_by("-step").values("step")[:1]
+    latest = dict(points.filter(step=Subquery(last_step)).values_list("name", "value"))
+    current = {} if names is None else Run.objects.filter(pk=run_id).values_list("final_metrics", flat=True).first() or {}
+    merged = {**current, **latest}
+    Run.objects.filter(pk=run_id).update(final_metrics=merged)
+    return merged
 
 
 def _update_progress(run: Run, last: dict[str, Any]) -> None:

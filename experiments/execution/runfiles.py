@@ -60,6 +60,15 @@ class Checkpoint:
     step: int
     path: Path
 
+    @property
+    def size_bytes(self) -> int:
+        return sum(entry.stat().st_size for entry in self.path.rglob("*") if entry.is_file())
+
+    @property
+    def export_command(self) -> str:
+        """Writes a transformers-loadable copy (``modelzoo.export.from_hf`` or AutoModel reads it back)."""
+        return f"python -m modelzoo.export --checkpoint {self.path} --to hf {self.path.parent.parent}/hf-step-{self.step}"
+
 
 def checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Complete checkpoints (the trainer renames finished ones into ``checkpoints/step-N``), newest first."""

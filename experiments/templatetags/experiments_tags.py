@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -12,7 +13,7 @@ from experiments import selectors
 from experiments.analysis import Difference
 from experiments.execution import queue_status
 from experiments.forms import AblationForm
-from experiments.models import RunStatus
+from experiments.models import Run, RunStatus
 from experiments.permissions import can_launch_study
 from experiments.results import StudyRow, study_rows
 from ideas.models import Idea
@@ -55,6 +56,33 @@ def signed_percent(difference: Difference | None) -> str:
 @register.filter
 def percent(fraction: float) -> str:
     return f"{100 * fraction:.0f}%"
+
+
+@register.filter
+def compact_number(value: float | None) -> str:
+    """``1234567`` → ``1.23M``: token counts and other large numbers in narrow columns."""
+    if value is None:
+        return "—"
+    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+@register.filter
+def metric_value(value: float | None) -> str:
+    """A final metric with four significant digits (losses), compact when large (tokens/s, memory)."""
+    if value is None:
+        return "—"
+    return compact_number(value) if abs(value) >= 1e4 else f"{value:.4g}"
+
+
+@register.filter
+def run_wall_seconds(run: Run) -> float | None:
+    """Seconds from the run's start to its end (or now while it runs)."""
+    if run.started_at is None:
+        return None
+    return ((run.finished_at or timezone.now()) - run.started_at).total_seconds()
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,14 @@ def test_limits_hold_across_web_processes(two_web_processes, owner):
     headers = {"Authorization": f"Bearer {api_token_create(owner=owner, name='script').secret}"}
     statuses = [site.get(TOKENS, headers=headers).status for site in (a, b, a, b, a)]
     assert statuses == [200, 200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("spelling", ["ｏlga", "ᵒlga", "OＬGA"])
+def test_unicode_spellings_of_a_locked_username_are_locked_too(client, owner, rates, spelling):
+    """Issue 12.4, with the real Redis: Django signs in NFKC(name), so the limiter counts that identity."""
+    rates(login_username="3/1h")
+    for _ in range(2):
+        assert _sign_in(client, "olga", "wrong").status_code == 200
+    assert _sign_in(client, spelling, "wrong").status_code == 429, "a guess through another spelling counts"
+    refused = _sign_in(client, spelling, PASSWORD)
+    assert refused.status_code == 429 and "_auth_user_id" not in client.session

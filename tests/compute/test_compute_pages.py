@@ -138,3 +138,24 @@ def test_trends_show_usage_per_area_across_cycles(client, current_cycle, closed_
 @pytest.mark.parametrize("url", ["/compute/", "/compute/trends/", "/compute/requests/new/"])
 def test_pages_need_a_signed_in_member(client, url):
     assert client.get(url).status_code == 302
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(client, current_cycle, pool, area, idea,
+                                                                             reviewer, pic):
+    """Issue 12.10 (OWASP CSV injection): user text starting with = + - @ gets a leading quote; numbers do not."""
+    idea.title = '=HYPERLINK("http://evil.example","click")'
+    idea.save(update_fields=["title"])
+    _grant_and_use(current_cycle, pool, area, reviewer, pic, idea, used_hours=3)
+    client.force_login(pic)
+    rows = list(csv.reader(io.StringIO(
+        client.get(f"/compute/areas/{area.slug}/ideas.csv?cycle={current_cycle.pk}").content.decode())))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert "'" + idea.title in cells and idea.title not in cells
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "@")]
+
+
+def test_spreadsheet_safe_leaves_numbers_alone():
+    from core.csv_export import spreadsheet_safe
+    assert spreadsheet_safe("-3.50") == "-3.50"
+    assert [spreadsheet_safe(text) for text in ("-x", "+1+cmd", "@SUM(A1)", "\tx", "plain")] == \
+        ["'-x", "'+1+cmd", "'@SUM(A1)", "'\tx", "plain"]

@@ -11,6 +11,7 @@ from django.test import Client
 
 from ideas import services as idea_services
 from ideas.models import Area, Idea
+from tests.experiments.helpers import api_client_for
 from tests.support.people import FAST_OVERRIDES  # noqa: F401  (imported from here by tests that save baselines)
 
 
@@ -35,3 +36,8 @@ def web(pic: User) -> Client:
     client = Client()
     client.force_login(pic)
     return client
+
+
+@pytest.fixture
+def api(pic):
+    return api_client_for(pic)

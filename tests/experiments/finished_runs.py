@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
+from experiments.execution.monitor import final_metrics_refresh
 from experiments.models import Arm, Attempt, Metric, Run, RunStatus, Study
 
 # Final validation loss offset per arm kind: treatments below the baseline, leave-one-out arms between.
@@ -43,3 +44,5 @@ def finish_study(study: Study, *, steps: int = 50, eval_every: int = 10, status:
         Attempt.objects.filter(run__study=study).update(state=status, started_at=now, finished_at=now, exit_code=0)
         Run.objects.filter(study=study).update(status=status, step=steps, max_steps=steps, tokens=steps * 64,
                                                tokens_per_s=9000.0, finished_at=now)
+        for run_id in Run.objects.filter(study=study).values_list("pk", flat=True):
+            final_metrics_refresh(run_id=run_id)

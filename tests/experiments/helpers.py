@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from rest_framework.test import APIClient
 
 T = TypeVar("T")
 
@@ -25,3 +26,10 @@ def runs_when_done(study) -> list:
 
     runs = list(Run.objects.filter(study=study).order_by("id"))
     return [] if any(run.status in (*LIVE_STATES, RunStatus.PREEMPTED) for run in runs) else runs
+
+
+def api_client_for(user) -> APIClient:
+    """A REST client signed in as ``user`` (token checks are the accounts tests' business)."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

@@ -92,7 +92,36 @@ def test_the_verdict_reads_like_a_sentence():
     assert analysis.verdict_text("+IDEA-0003", worse) == "+IDEA-0003 is worse than baseline by 2.0% ± 0.4% val loss over 2 seeds"
     assert analysis.verdict_text("integration", noise) == (
         "integration is indistinguishable from baseline (0.5% ± 2.0% val loss over 2 seeds)")
-    assert analysis.verdict_text("integration", single) == "integration beats baseline by 1.0% val loss over 1 seed"
+    assert analysis.verdict_text("integration", single) == (
+        "integration beats baseline by 1.0% val loss over 1 seed (fewer than 2 seeds: no confidence interval)")
+
+
+def test_one_seed_marginals_say_so_next_to_the_number():
+    arms = analysis.arm_results([
+        ("baseline", "baseline", [], {0: 3.0}),
+        ("all", "all", ["IDEA-0001", "IDEA-0002"], {0: 2.9}),
+        ("all-IDEA-0001", "leave_one_out", ["IDEA-0002"], {0: 2.95}),
+    ])
+    (marginal,) = analysis.leave_one_out_marginals(arms)
+
+    assert analysis.marginal_text(marginal) == ("IDEA-0001 contributes 1.7% val loss (removing it raises the loss) "
+                                                "(fewer than 2 seeds: no confidence interval)")
+
+
+def test_arms_that_trained_the_baselines_runs_are_not_called_indistinguishable():
+    values = {0: 3.0, 1: 3.1}
+    arms = analysis.arm_results(
+        [("baseline", "baseline", [], values), ("+IDEA-0001", "single", ["IDEA-0001"], values),
+         ("all", "all", ["IDEA-0001", "IDEA-0002"], {0: 2.9, 1: 3.0}),
+         ("all-IDEA-0002", "leave_one_out", ["IDEA-0001"], {0: 2.9, 1: 3.0})],
+        run_sets={"baseline": frozenset({1, 2}), "+IDEA-0001": frozenset({1, 2}), "all": frozenset({3, 4}),
+                  "all-IDEA-0002": frozenset({3, 4})})
+
+    assert analysis.study_verdict("ablation", arms)[0] == (
+        "+IDEA-0001 trained the identical config as baseline: there is no effect to measure")
+    (marginal,) = analysis.leave_one_out_marginals(arms)
+    assert analysis.marginal_text(marginal) == (
+        "IDEA-0002 changes nothing here: without it the arm trains the identical config")
 
 
 def test_it_warns_about_single_seeds_and_seed_noise():

@@ -7,17 +7,7 @@ from experiments import services
 from experiments.models import Attempt, Metric, Run, RunStatus, Study
 from tests.experiments.finished_runs import finish_study
 from tests.experiments.helpers import wait_until
-
-
-def _client(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def api(pic) -> APIClient:
-    return _client(pic)
+from tests.experiments.helpers import api_client_for
 
 
 @pytest.fixture
@@ -79,9 +69,9 @@ def test_conflicting_patches_are_a_409_listing_them(api, make_idea, fast_baselin
 
 
 def test_only_the_areas_pic_volunteers_and_staff_may_launch(two_ideas, fast_baseline, volunteer, outsider, staff):
-    assert _client(outsider).post("/api/v1/studies/", _body(two_ideas), format="json").status_code == 403
-    assert _client(volunteer).post("/api/v1/studies/", _body(two_ideas), format="json").status_code == 201
-    assert _client(staff).post("/api/v1/studies/", _body(two_ideas, seeds=[5]), format="json").status_code == 201
+    assert api_client_for(outsider).post("/api/v1/studies/", _body(two_ideas), format="json").status_code == 403
+    assert api_client_for(volunteer).post("/api/v1/studies/", _body(two_ideas), format="json").status_code == 201
+    assert api_client_for(staff).post("/api/v1/studies/", _body(two_ideas, seeds=[5]), format="json").status_code == 201
 
 
 def test_reading_needs_sign_in_but_nothing_else(outsider, two_ideas, fast_baseline, pic):
@@ -90,9 +80,9 @@ def test_reading_needs_sign_in_but_nothing_else(outsider, two_ideas, fast_baseli
     run = study.runs.first()
 
     assert APIClient().get(f"/api/v1/studies/{study.pk}/").status_code == 401  # no credentials: Bearer challenge
-    assert _client(outsider).get(f"/api/v1/studies/{study.pk}/").status_code == 200
-    assert _client(outsider).get(f"/api/v1/runs/{run.pk}/").status_code == 200
-    assert _client(outsider).post(f"/api/v1/runs/{run.pk}/cancel/").status_code == 403
+    assert api_client_for(outsider).get(f"/api/v1/studies/{study.pk}/").status_code == 200
+    assert api_client_for(outsider).get(f"/api/v1/runs/{run.pk}/").status_code == 200
+    assert api_client_for(outsider).post(f"/api/v1/runs/{run.pk}/cancel/").status_code == 403
 
 
 def test_unknown_ids_are_404(api):

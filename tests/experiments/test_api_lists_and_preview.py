@@ -6,7 +6,6 @@ import pytest
 from django.test.utils import CaptureQueriesContext
 from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from compute import services as compute_services
 from compute.cycles import Calendar
@@ -16,17 +15,7 @@ from experiments.models import Attempt, Run, RunStatus, Study
 from ideas.models import Area
 from tests.experiments.finished_runs import finish_study
 from tests.support.people import FAST_OVERRIDES
-
-
-def _client(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def api(pic) -> APIClient:
-    return _client(pic)
+from tests.experiments.helpers import api_client_for
 
 
 def _launch(user, ideas, kind="ablation", seeds=(0,), **extra) -> Study:
@@ -110,15 +99,16 @@ def test_bad_filters_are_a_400_naming_them(api, query, field):
 def test_studies_of_a_restricted_area_are_hidden_from_outsiders(three_studies, area, outsider, pic):
     Area.objects.filter(pk=area.pk).update(restricted=True)
 
-    assert _ids(_client(outsider).get("/api/v1/studies/")) == []
-    assert len(_ids(_client(pic).get("/api/v1/studies/"))) == 3
+    assert _ids(api_client_for(outsider).get("/api/v1/studies/")) == []
+    assert len(_ids(api_client_for(pic).get("/api/v1/studies/"))) == 3
 
 
 def test_the_list_costs_the_same_queries_for_more_studies(api, three_studies, pic, make_idea):
     with CaptureQueriesContext(connection) as few:
         api.get("/api/v1/studies/")
     for number in range(3):
-        _launch(pic, [make_idea(f"More {number}", {"optim.lr": 0.001 * (number + 1)})])
+        # Not 0.003: that is the baseline's own learning rate, and an ablation that changes nothing is refused.
+        _launch(pic, [make_idea(f"More {number}", {"optim.lr": 0.0011 * (number + 1)})])
     with CaptureQueriesContext(connection) as more:
         assert api.get("/api/v1/studies/").json()["count"] == 6
 
@@ -140,9 +130,9 @@ def test_cancelling_a_study_cancels_its_live_runs(api, three_studies):
 
 def test_cancel_checks_visibility_then_permission(three_studies, area, outsider):
     queued = three_studies[2]
-    assert _client(outsider).post(f"/api/v1/studies/{queued.pk}/cancel/").status_code == 403
+    assert api_client_for(outsider).post(f"/api/v1/studies/{queued.pk}/cancel/").status_code == 403
     Area.objects.filter(pk=area.pk).update(restricted=True)
-    assert _client(outsider).post(f"/api/v1/studies/{queued.pk}/cancel/").status_code == 404
+    assert api_client_for(outsider).post(f"/api/v1/studies/{queued.pk}/cancel/").status_code == 404
     assert not queued.runs.filter(status=RunStatus.CANCELLED).exists()
 
 
@@ -253,14 +243,16 @@ def test_the_preview_plans_arms_and_runs_and_creates_nothing(api, make_idea, fas
 
 
 def test_the_preview_merges_identical_configs(api, make_idea, fast_baseline):
-    # Two ideas whose patches are the baseline's own values: every arm trains the baseline's config.
-    same_a = make_idea("Same A", {"train.seq_len": 32})
-    same_b = make_idea("Same B", {"train.batch_size": 2})
+    # One idea whose patch is the baseline's own value: leaving the other out trains the baseline's config, and
+    # leaving it out trains the config of "all". (Ideas that together change nothing are refused instead.)
+    lower_lr = make_idea("Lower LR", {"optim.lr": 0.002})
+    same = make_idea("Same", {"train.seq_len": 32})
 
-    plan = api.post("/api/v1/studies/preview/", _body([same_a, same_b]), format="json").json()
+    plan = api.post("/api/v1/studies/preview/", _body([lower_lr, same], leave_one_out=True), format="json").json()
 
-    assert plan["run_count"] == 2
-    assert plan["merged"] == [{"arms": ["baseline", "all"], "seeds": [0, 1]}]
+    assert plan["run_count"] == 4
+    assert sorted(sorted(group["arms"]) for group in plan["merged"]) == [
+        ["all", f"all-{same.key}"], [f"all-{lower_lr.key}", "baseline"]]
 
 
 def test_the_preview_lists_conflicts_with_both_values(api, make_idea, fast_baseline):
@@ -289,7 +281,7 @@ def test_an_idea_the_user_may_not_see_reads_as_unknown(make_idea, fast_baseline,
     latent = make_idea("Latent MoE", {"moe.latent_size": 32})
     Area.objects.filter(pk=area.pk).update(restricted=True)
 
-    response = _client(outsider).post("/api/v1/studies/preview/", _body([latent], kind="ablation"), format="json")
+    response = api_client_for(outsider).post("/api/v1/studies/preview/", _body([latent], kind="ablation"), format="json")
 
     assert response.status_code == 400 and response.json() == {"ideas": [f"unknown idea key {latent.key}"]}
 
@@ -297,10 +289,10 @@ def test_an_idea_the_user_may_not_see_reads_as_unknown(make_idea, fast_baseline,
 def test_the_preview_says_who_may_launch(make_idea, fast_baseline, outsider):
     latent = make_idea("Latent MoE", {"moe.latent_size": 32})
 
-    plan = _client(outsider).post("/api/v1/studies/preview/", _body([latent], kind="ablation"), format="json").json()
+    plan = api_client_for(outsider).post("/api/v1/studies/preview/", _body([latent], kind="ablation"), format="json").json()
 
     assert plan["can_launch"] is False and plan["launchable"] is False
-    assert plan["problems"] == ["only the PIC and volunteers of every idea's area (or staff) may launch this study"]
+    assert plan["problems"] == ["only the PIC and launchers of every idea's area (or staff) may launch this study"]
 
 
 @pytest.fixture

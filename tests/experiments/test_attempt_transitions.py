@@ -44,9 +44,9 @@ def test_cancelling_a_queued_attempt_closes_it_like_any_other_end(pic, make_idea
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",
                                   ideas=[make_idea("Lower LR", {"optim.lr": 0.002}).key], seeds=[0], max_steps=2)
     run = study.runs.order_by("id").first()
-    assert attempts.attempt_cancel(run=run, by="pic") is attempts.CancelOutcome.CANCELLED
+    assert attempts.attempt_cancel(run=run, by=pic) is attempts.CancelOutcome.CANCELLED
     attempt = run.attempts.get()
     run.refresh_from_db()
     assert (attempt.state, run.status) == (S.CANCELLED, S.CANCELLED)
-    assert attempt.finished_at == run.finished_at and attempt.cancel_requested_at and attempt.reason == "cancelled by pic"
-    assert attempts.attempt_cancel(run=run, by="pic") is attempts.CancelOutcome.NOT_LIVE
+    assert attempt.finished_at == run.finished_at and attempt.cancel_requested_at and attempt.reason == f"cancelled by {pic}" and attempt.cancelled_by == pic
+    assert attempts.attempt_cancel(run=run, by=pic) is attempts.CancelOutcome.NOT_LIVE

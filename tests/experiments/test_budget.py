@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -29,12 +30,14 @@ def reviewer(area) -> User:
     user = User.objects.create_user(username="rita")
     user.groups.add(Group.objects.get_or_create(name="reviewers")[0])
     idea_services.area_volunteer(area=area, user=user)
+    idea_services.area_launcher_set(area=area, user=user, can_launch=True, by=area.pic)
     return user
 
 
 @pytest.fixture
 def idea(make_idea):
-    return make_idea("Latent MoE", {"moe.latent_size": 32})
+    """Its arm has the baseline's parameters and tokens, so both arms cost the same (see the per-arm test)."""
+    return make_idea("Lower LR", {"optim.lr": 0.002})
 
 
 @pytest.fixture
@@ -196,7 +199,7 @@ def test_the_preview_shows_what_a_launch_reserves_with_every_device_of_a_slurm_j
     services.baseline_save(name="tiny-slurm", recipe="tiny-ci", overrides=people.FAST_OVERRIDES, backend="slurm")
     form = {"kind": "ablation", "baseline": "tiny-slurm", "ideas": [idea.key], "seeds": [0], "max_steps": STEPS}
 
-    plan = plan_study(**form)
+    plan = plan_study(user=reviewer, **form)
     # Over the 5 GPU-h grant (the preview said so), so a reviewer launches it anyway; the hold still records it.
     study = services.study_launch(user=reviewer, override=True, override_reason="scale-up decision", **form)
 
@@ -204,3 +207,24 @@ def test_the_preview_shows_what_a_launch_reserves_with_every_device_of_a_slurm_j
     expected = (Decimal(2 * 2 * TOKENS_PER_RUN) / Decimal(3600)).quantize(Decimal("0.01"))
     hold = LaunchHold.objects.get(launch_key=budget.study_launch_key(study.pk))
     assert plan.estimated_gpu_hours == hold.estimated_hours == expected
+
+
+def test_each_arm_is_estimated_from_its_own_config(measured, pic, make_idea):
+    """Issue 12.7: an arm with twice the batch trains on twice the tokens and costs twice the time."""
+    bigger_batch = make_idea("Double batch", {"train.batch_size": 4})
+    plan = plan_study(user=pic, kind="ablation", baseline="tiny-fast", ideas=[bigger_batch.key], seeds=[0],
+                      max_steps=STEPS)
+    assert plan.estimated_gpu_hours == (Decimal(3 * TOKENS_PER_RUN) / Decimal(3600)).quantize(Decimal("0.01"))
+
+
+def test_an_arm_no_worker_can_hold_is_refused_with_the_limit(measured, pic, make_idea, settings):
+    huge_batch = make_idea("Huge batch", {"train.batch_size": 10**30})
+    with pytest.raises(ValidationError) as caught:
+        plan_study(user=pic, kind="ablation", baseline="tiny-fast", ideas=[huge_batch.key], seeds=[0], max_steps=STEPS)
+    message = caught.value.message_dict["ideas"][0]
+    assert "tokens per step" in message and str(settings.FLIGHTDECK_MAX_TOKENS_PER_STEP) in message
+
+    settings.FLIGHTDECK_MAX_RUN_PARAMETERS = 1000
+    wide = make_idea("Wide", {"moe.num_experts": 16})
+    with pytest.raises(ValidationError, match="parameters; a worker holds at most 1000"):
+        plan_study(user=pic, kind="ablation", baseline="tiny-fast", ideas=[wide.key], seeds=[0], max_steps=STEPS)

@@ -43,8 +43,9 @@ def test_an_integration_study_of_two_ideas_and_two_seeds_succeeds_with_metrics(c
 
 def test_a_crashing_trainer_fails_its_run_with_the_log_tail_and_spares_the_others(celery_worker, pic, make_idea,
                                                                                   fast_baseline):
-    # Valid as a patch; only the trainer, having built the corpus, can tell that no window fits in it.
-    broken = make_idea("Windows longer than the corpus", {"train.seq_len": 50_000_000})
+    # Valid as a patch and within what a worker holds (2M of at most 4M tokens a step); only the trainer, having built
+    # the corpus, can tell that no window fits in it.
+    broken = make_idea("Windows longer than the corpus", {"train.batch_size": 1, "train.seq_len": 2_000_000})
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast", ideas=[broken.key], seeds=[0],
                                   max_steps=2)
 
@@ -56,7 +57,7 @@ def test_a_crashing_trainer_fails_its_run_with_the_log_tail_and_spares_the_other
     assert failed.status == RunStatus.FAILED
     attempt = failed.attempts.get()
     assert attempt.exit_code == 2 and attempt.reason.startswith("the trainer refused its input")
-    assert "train.seq_len: 50000000 is longer than" in attempt.log_tail and len(attempt.log_tail.splitlines()) <= 50
+    assert "train.seq_len: 2000000 is longer than" in attempt.log_tail and len(attempt.log_tail.splitlines()) <= 50
     assert not [p for p in orphans.trainer_processes() if p.attempt_id == attempt.pk]
 
 

@@ -59,16 +59,25 @@ def test_ingesting_the_same_points_twice_upserts_instead_of_duplicating(run):
     records = [line(1, tokens=64, train_loss=3.0, tokens_per_s=32.0), line(2, tokens=128, train_loss=2.0,
                                                                              val_loss=2.2, tokens_per_s=64.0)]
     parsed = [json.loads(text) for text in records]
-    assert monitor.ingest(run, parsed) == 7
+    assert monitor.ingest(run, parsed) == 9
     parsed[1]["train_loss"] = 1.9  # a resumed attempt logged step 2 again
     monitor.ingest(run, parsed)
     rows = Metric.objects.filter(run=run)
-    assert rows.count() == 7
+    assert rows.count() == 9
     assert rows.get(name="train_loss", step=2).value == 1.9
-    assert sorted(set(rows.values_list("name", flat=True))) == ["tokens", "tokens_per_s", "train_loss", "val_loss"]
+    assert sorted(set(rows.values_list("name", flat=True))) == ["time", "tokens", "tokens_per_s", "train_loss", "val_loss"]
     run.refresh_from_db()
     # 8 steps left at 64 tokens/step and 64 tokens/s: 8 seconds.
     assert (run.step, run.tokens, run.tokens_per_s, run.eta_seconds) == (2, 128, 64.0, 8.0)
+    # The explorer's copy: each metric's value at its last step; wall-clock time is a coordinate, not a result.
+    assert run.final_metrics == {"tokens": 128.0, "tokens_per_s": 64.0, "train_loss": 1.9, "val_loss": 2.2}
+
+
+def test_final_metrics_follow_the_last_step_when_a_resumed_attempt_relogs_earlier_steps(run):
+    monitor.ingest(run, [json.loads(line(step, train_loss=4.0 - step)) for step in (1, 2, 3)])
+    monitor.ingest(run, [json.loads(line(2, train_loss=7.0, val_loss=2.5))])  # resumed from step 1's checkpoint
+    run.refresh_from_db()
+    assert run.final_metrics == {"train_loss": 1.0, "val_loss": 2.5}
 
 
 def test_non_finite_and_non_numeric_values_are_not_stored(run):

@@ -29,7 +29,7 @@ def test_the_demo_runs_every_fp4_idea_against_the_nvfp4_baseline_and_each_change
     assert len(fp4_specs) == len(demo.FP4_PATCHES) == 3
     assert {spec["ideas"][0].area.slug for spec in fp4_specs} == {"fp4-numerics"}
     for spec in fp4_specs:
-        plan = plan_study(kind="ablation", baseline=demo.FP4_BASELINE, ideas=[spec["ideas"][0].key], seeds=[0],
+        plan = plan_study(user=demo._demo_user(), kind="ablation", baseline=demo.FP4_BASELINE, ideas=[spec["ideas"][0].key], seeds=[0],
                           max_steps=demo.FP4_DEMO_STEPS)
         baseline_run, idea_run = plan.runs
         fp4_before, fp4_after = baseline_run.config["model"]["fp4"], idea_run.config["model"]["fp4"]
@@ -50,8 +50,9 @@ def test_the_fp4_chart_draws_the_nvfp4_baseline_and_says_so_when_fp4_is_off(db, 
     idea = make_idea("Drop RHT", {"fp4.rht": False})
     on = services.study_launch(user=pic, kind="ablation", baseline=demo.FP4_BASELINE, ideas=[idea.key], seeds=[0],
                                max_steps=4)
-    off = services.study_launch(user=pic, kind="ablation", baseline="tiny-ci", ideas=[idea.key], seeds=[0],
-                                max_steps=4)
+    # Not the same idea: with FP4 off, dropping RHT changes nothing and that ablation is refused.
+    off = services.study_launch(user=pic, kind="ablation", baseline="tiny-ci", seeds=[0], max_steps=4,
+                                ideas=[make_idea("Lower LR", {"optim.lr": 0.002}).key])
     for study in (on, off):
         finish_study(study, steps=4, eval_every=2)
     # A FP4-off run logs no quantisation error (the trainer writes null); drop the made-up values.

@@ -14,7 +14,7 @@ from tests.experiments.finished_runs import finish_study
 def live_study(pic, make_idea, fast_baseline) -> Study:
     """A running ablation: one run halfway with an ETA, the others queued."""
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",
-                                  ideas=[make_idea("Wider", {"mlp.intermediate_size": 96}).key], seeds=[0, 1],
+                                  ideas=[make_idea("Wider", {"moe.intermediate_size": 96}).key], seeds=[0, 1],
                                   max_steps=40)
     running = study.runs.order_by("id").first()
     Run.objects.filter(pk=running.pk).update(status=RunStatus.RUNNING, step=20, eta_seconds=95.0, tokens=4096,
@@ -80,6 +80,6 @@ def test_the_polls_still_hide_a_restricted_areas_study_and_runs(pic, live_study,
 @pytest.fixture
 def pic_area_finished_study(pic, make_idea, fast_baseline) -> Study:
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",
-                                  ideas=[make_idea("Deeper", {"mlp.intermediate_size": 64}).key], seeds=[0, 1], max_steps=20)
+                                  ideas=[make_idea("Deeper", {"moe.intermediate_size": 96}).key], seeds=[0, 1], max_steps=20)
     finish_study(study)
     return study

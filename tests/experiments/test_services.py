@@ -12,7 +12,7 @@ from experiments.errors import RunStateConflict
 from experiments.models import Attempt, Baseline, Run, RunStatus
 from experiments.planning import plan_study
 from ideas import services as idea_services
-from ideas.models import Idea
+from ideas.models import Idea, Transition
 
 LATENT = {"moe.latent_size": 32}
 EXPERTS = {"moe.num_experts": 8, "moe.top_k": 2}
@@ -61,7 +61,11 @@ def test_an_integration_study_creates_arms_runs_and_queued_attempts(pic, make_id
         "baseline", "all", f"all-{latent.key}", f"all-{experts.key}"
     ]
     runs = list(study.runs.all())
-    assert len(runs) == 8 and len(callbacks) == 8
+    # A start message per run, and each idea moved to in_integration (recorded with the study as its note).
+    starts = [hook for hook in callbacks if "start_on_commit" in hook.__qualname__]
+    assert len(runs) == 8 and len(starts) == 8
+    assert {latent.key, experts.key} <= set(
+        Transition.objects.filter(to_status="in_integration").values_list("idea__key", flat=True))
     assert {run.seed for run in runs} == {0, 1}
     run = next(r for r in runs if r.arms.filter(name="all").exists() and r.seed == 1)
     assert run.overrides == {**fast_baseline.overrides, **LATENT, "moe.num_experts": 8, "train.seed": 1,
@@ -73,11 +77,15 @@ def test_an_integration_study_creates_arms_runs_and_queued_attempts(pic, make_id
 
 
 def test_identical_configs_in_one_study_are_trained_once_and_shared(pic, make_idea, fast_baseline):
+    latent = make_idea("Latent", LATENT)
     no_op = make_idea("Same as tiny-ci", {"moe.num_experts": 4})  # tiny-ci already has 4 experts
-    study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast@1", ideas=[no_op.key],
-                                  seeds=[3], max_steps=2)
-    [run] = study.runs.all()
-    assert sorted(arm.name for arm in run.arms.all()) == [f"+{no_op.key}", "baseline"]
+    study = launch(pic, [latent, no_op], baseline="tiny-fast@1", seeds=[3], leave_one_out=True)
+    shared = study.arms.get(name="all").runs.get()
+    # Leaving out the idea that changes nothing trains the very config of "all": one run serves both arms.
+    assert sorted(arm.name for arm in shared.arms.all()) == ["all", f"all-{no_op.key}"]
+    baseline_run = study.arms.get(name="baseline").runs.get()
+    assert sorted(arm.name for arm in baseline_run.arms.all()) == [f"all-{latent.key}", "baseline"]
+    assert study.runs.count() == 2
 
 
 def test_the_database_allows_one_live_attempt_per_run(pic, make_idea, fast_baseline):
@@ -109,7 +117,8 @@ def test_conflicting_patches_block_the_launch_and_list_both_ideas(pic, make_idea
 
 def test_plan_shows_conflicts_without_raising_so_the_page_can_render_them(pic, make_idea, fast_baseline):
     wide, narrow = make_idea("Wide latent", {"moe.latent_size": 48}), make_idea("Narrow latent", LATENT)
-    plan = plan_study(kind="integration", baseline="tiny-fast", ideas=[wide.key, narrow.key], seeds=[0], max_steps=4)
+    plan = plan_study(user=pic, kind="integration", baseline="tiny-fast", ideas=[wide.key, narrow.key], seeds=[0],
+                      max_steps=4)
     assert [c.key for c in plan.conflicts] == ["moe.latent_size"] and plan.arms == []
     assert plan.composed_patch == {"moe.latent_size": 48}
 
@@ -135,7 +144,8 @@ def test_a_launch_refuses_an_idea_whose_stored_patch_names_a_path(pic, make_idea
 def test_two_blend_ideas_conflict_on_data_blend_and_a_chosen_mixture_resolves_it(pic, make_idea, fast_baseline):
     code = make_idea("Code-heavy mix", {"data.blend": {"stdlib": 0.8, "python-docs": 0.2}})
     docs = make_idea("Docs-heavy mix", {"data.blend": {"stdlib": 0.2, "python-docs": 0.8}})
-    plan = plan_study(kind="integration", baseline="tiny-fast", ideas=[code.key, docs.key], seeds=[0], max_steps=4)
+    plan = plan_study(user=pic, kind="integration", baseline="tiny-fast", ideas=[code.key, docs.key], seeds=[0],
+                      max_steps=4)
     [conflict] = plan.conflicts
     assert conflict.to_dict()["values"] == [{"idea": code.key, "value": {"stdlib": 0.8, "python-docs": 0.2}},
                                             {"idea": docs.key, "value": {"stdlib": 0.2, "python-docs": 0.8}}]

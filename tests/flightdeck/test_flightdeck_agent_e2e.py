@@ -107,9 +107,7 @@ def test_an_agent_runs_the_research_loop_through_the_cli(gunicorn_server, celery
     # 7. Compare the baseline and the treated run of seed 0, and find runs by config (issue 13's endpoints).
     probe = flightdeck_cli("runs", "compare", str(baseline_run), str(treated_run), "--json", url=server.url,
                            token=token)
-    if probe.returncode != 0 and "HTTP 404 for" in probe.stderr:
-        pytest.skip("GET /api/v1/runs/compare/ (issue 13, branch research-loop) is not on main yet; "
-                    "the lead removes this skip when merging it")
+    assert probe.returncode == 0, probe.stderr
     comparison = json.loads(probe.stdout)
     assert comparison["config_diff"]["moe.latent_size"][1] == 32 and "val_loss" in comparison["final"]
     runs = fd_json("runs", "list", "--study", str(study["id"]), "--config", "moe.latent_size=32",

@@ -39,7 +39,8 @@ def test_ideas_as_a_table_and_as_json(fd, world):
     data = json.loads(fd("ideas", "list", "--json"))
 
     assert table[0].split() == ["KEY", "STATUS", "AREA", "TITLE"]
-    assert table[1].split()[:3] == [key, "submitted", "moe-routing"] and table[1].endswith("Latent MoE")
+    # The world's ablation moved the idea along its lifecycle when it launched.
+    assert table[1].split()[:3] == [key, "in_ablation", "moe-routing"] and table[1].endswith("Latent MoE")
     assert [idea["key"] for idea in data] == [key]
     shown = fd("ideas", "show", key)
     assert f"key:       {key}" in shown and '{"moe.latent_size": 32}' in shown and "Smaller router." in shown
@@ -49,8 +50,8 @@ def test_a_comment_and_a_move(fd, world):
     key = world["idea"].key
 
     assert fd("ideas", "comment", key, "Worth two more seeds.") == f"Commented on {key}\n"
-    assert fd("ideas", "move", key, "triaged", "--note", "cheap") == f"{key}: submitted → triaged\n"
-    assert json.loads(fd("ideas", "show", key, "--json"))["status"] == "triaged"
+    assert fd("ideas", "move", key, "in_integration", "--note", "cheap") == f"{key}: in_ablation → in_integration\n"
+    assert json.loads(fd("ideas", "show", key, "--json"))["status"] == "in_integration"
 
 
 def test_a_study_shown_with_its_runs_and_verdict(fd, world):

@@ -166,6 +166,17 @@ def test_the_schema_generates(api):
     assert response.status_code == 200 and b"/api/v1/ideas/{key}/transitions/" in response.content
 
 
+def test_an_idea_may_not_set_the_seed(api, area, client_for, submitter):
+    """Issue 12.12: launching refuses an idea that sets train.seed, so submission refuses it, saying why."""
+    response = api.post(IDEAS, {"title": "t", "summary": "s", "area": area.slug, "recipe_patch": {"train.seed": 7}},
+                        content_type="application/json")
+    assert response.status_code == 400
+    assert "an idea may not set the seed" in response.json()["recipe_patch"][0]
+    page = client_for(submitter).post("/ideas/new/", {"title": "t", "summary": "s", "area": area.pk,
+                                                      "recipe_patch": "train.seed = 7"})
+    assert page.status_code == 400 and "may not set the seed" in page.content.decode()
+
+
 def test_a_recipe_patch_may_be_sent_as_the_web_forms_key_value_lines(api, area):
     lines = 'moe.latent_size = 64\n# why: halves the router width\noptim.lr = 3e-4\npattern = "M*ME"\n'
 

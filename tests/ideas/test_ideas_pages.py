@@ -116,8 +116,8 @@ def test_the_list_filters_and_pages(web, make_idea, pic):
     assert "IDEA-0005" in web.get("/ideas/?page=2").content.decode()
     triaged = web.get("/ideas/?status=triaged").content.decode()
     assert "IDEA-0003" in triaged and "IDEA-0004" not in triaged
-    fragment = web.get("/ideas/?q=idea-0007", HTTP_HX_REQUEST="true").content.decode()
-    assert "<html" not in fragment and "IDEA-0007" in fragment and "IDEA-0008" not in fragment
+    fragment = web.get("/ideas/?q=Numbered+07", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and "IDEA-0008" in fragment and "IDEA-0009" not in fragment
 
 
 def test_the_list_page_has_a_constant_query_count(web, make_idea, django_assert_max_num_queries):

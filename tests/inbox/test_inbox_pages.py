@@ -127,7 +127,7 @@ def test_the_nav_badge_costs_one_count_query_per_page(client, submitter, message
 def test_the_inbox_in_a_browser(browser_page, screenshot, submitter, message_for, live_server):
     page = browser_page
     message_for(submitter, "[IDEA-0001] pia moved Latent MoE", kind=Message.Kind.IDEA_TRANSITION,
-                body="pia moved IDEA-0001: Latent MoE\nStatus: submitted → triaged\nNote: in scope")
+                body="pia moved IDEA-0001: Latent MoE\nStatus: Submitted → Triaged\nNote: in scope")
     message_for(submitter, "[study-3] Ablation of IDEA-0001 succeeded", kind=Message.Kind.STUDY_FINISHED,
                 body="study-3 Ablation of IDEA-0001 (ablation) finished: succeeded.\nRuns: 4 succeeded.")
     read = message_for(submitter, "Compute request #7 for IDEA-0001 trimmed: 60 of 100 GPU-h",

@@ -12,24 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.modelzoo.train_runner import REPO, checkpoint_steps, status, train_command, train_env, wait_for
+from tests.support.slurm_cluster import descendants
 
 STEPS = 40
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 @pytest.fixture(scope="module")

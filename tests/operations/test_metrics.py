@@ -94,7 +94,7 @@ def test_it_counts_queued_messages_live_attempts_busy_slots_and_ideas(client, me
     assert samples["flightdeck_attempts_live", (("state", "starting"),)] == 1
     assert samples["flightdeck_attempts_live", (("state", "running"),)] == 0
     assert samples["flightdeck_slots_busy", (("host", "gpu-07"),)] == 1
-    assert samples["flightdeck_ideas", (("status", "submitted"),)] == 1
+    assert samples["flightdeck_ideas", (("status", "in_ablation"),)] == 1  # launching its ablation moved it
     assert samples["flightdeck_ideas", (("status", "landed"),)] == 0
     assert samples["flightdeck_workers_live", ()] == 0
     assert samples["flightdeck_redis_up", ()] == 1

@@ -187,6 +187,7 @@ BY_URL_NAME = {
     ("api_cycle_allocations", "pk"): "cycle",
     ("api_cycle_figures", "pk"): "cycle",
     ("api_request_review", "pk"): "request",
+    ("api_request_detail", "pk"): "request",
     ("api_token_detail", "pk"): "token",
     ("token_revoke", "pk"): "token",
     ("auth_user_password_change", "id"): "user",

@@ -70,7 +70,7 @@ class SlurmCluster:
         popen = self._daemons.pop("slurmd")
         # slurmstepd processes live in their own sessions; find them (and their children) through /proc.
         steps = [pid for pid, command in _processes() if command.startswith("slurmstepd")]
-        for pid in [*steps, *(child for step in steps for child in _descendants(step))]:
+        for pid in [*steps, *(child for step in steps for child in descendants(step))]:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
@@ -261,7 +261,8 @@ def _processes() -> list[tuple[int, str]]:
     return found
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc, so it works whatever the process group)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -278,7 +279,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _kill_tree(pid: int) -> None:
-    for target in [pid, *_descendants(pid)]:
+    for target in [pid, *descendants(pid)]:
         try:
             os.kill(target, 9)
         except ProcessLookupError:
