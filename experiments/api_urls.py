@@ -15,7 +15,6 @@ urlpatterns = [
     path("runs/<int:run_id>/logs/", api.RunLogsView.as_view(), name="api_run_logs"),
     path("runs/<int:run_id>/", api.RunDetailView.as_view(), name="api_run_detail"),
     path("runs/<int:run_id>/metrics/", api.RunMetricsView.as_view(), name="api_run_metrics"),
-    path("runs/<int:run_id>/logs/", api.RunLogsView.as_view(), name="api_run_logs"),
     path("runs/<int:run_id>/cancel/", api.RunCancelView.as_view(), name="api_run_cancel"),
     path("runs/<int:run_id>/resume/", api.RunResumeView.as_view(), name="api_run_resume"),
 ]

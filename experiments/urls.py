@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/annotate/", views.run_annotate, name="run_annotate"),
     path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
+    path("runs/<int:run_id>/panels/", views.run_panels, name="run_panels"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/resume/", views.run_resume, name="run_resume"),
     path("runs/<int:run_id>/rerun/", views.run_rerun, name="run_rerun"),

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -247,7 +247,12 @@ def _run_live_context(run: Run) -> dict:
         log = attempt.log_tail
     else:
         log = runfiles.log_tail(attempt.log_path)
-    return {"run": run, "attempt": attempt, "log": log, "live": run.is_live or run.status == RunStatus.PREEMPTED}
+    return {"run": run, "attempt": attempt, "log": log, "live": _shows_live(run)}
+
+
+def _shows_live(run: Run) -> bool:
+    """Whether the run page keeps polling: a preempted run is about to come back."""
+    return run.is_live or run.status == RunStatus.PREEMPTED
 
 
 @login_required
@@ -290,6 +295,16 @@ def run_annotate(request: HttpRequest, run_id: int) -> HttpResponse:
             messages.success(request, f"Saved the notes and tags of {run.public_id}.")
             return redirect("experiments:run_detail", run.pk)
     return render(request, "experiments/run_annotate.html", {"run": run, "form": form}, status=400)
+
+
+@login_required
+def run_panels(request: HttpRequest, run_id: int) -> JsonResponse:
+    """The run page's metric panels as JSON, polled while the run is live so its charts fill in and gain new
+    metrics without a reload; ``live`` false tells the page to stop polling."""
+    run = _run(request, run_id)
+    panels = [{"name": panel.name, "title": panel.title, "series": panel.series, "empty": panel.empty}
+              for panel in run_charts.run_panels(run)]
+    return JsonResponse({"live": _shows_live(run), "panels": panels})
 
 
 @login_required

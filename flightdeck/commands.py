@@ -134,6 +134,8 @@ def ideas_submit(args: Namespace, out: Output) -> int:
         out.json(idea)
     else:
         out.line(f"Submitted {idea['key']}: {idea['title']} ({idea['status']})")
+        for warning in idea.get("warnings", []):
+            out.line(f"Warning: {warning}")
     return 0
 
 

@@ -13,6 +13,7 @@ from core import idempotency
 from core.api import ApiView
 from ideas import selectors, services
 from ideas.models import Area, Idea
+from ideas.patch_warnings import patch_warnings
 from ideas.serializers import (
     AreaCreateSerializer,
     AreaSerializer,
@@ -21,6 +22,7 @@ from ideas.serializers import (
     IdeaCreateSerializer,
     IdeaDetailSerializer,
     IdeaListQuerySerializer,
+    IdeaSavedSerializer,
     IdeaSerializer,
     IdeaUpdateSerializer,
     IllegalTransitionSerializer,
@@ -78,11 +80,11 @@ class IdeaListView(mixins.ListModelMixin, IdeasAPIView):
         return self.list(request)
 
     @extend_schema(request=IdeaCreateSerializer, parameters=[idempotency.PARAMETER],
-                   responses={201: IdeaDetailSerializer, **_ERRORS, **idempotency.RESPONSES})
+                   responses={201: IdeaSavedSerializer, **_ERRORS, **idempotency.RESPONSES})
     @idempotency.idempotent
     def post(self, request: Request) -> Response:
         idea = services.idea_create(submitter=request.user, **self.parse(IdeaCreateSerializer, request.data))
-        return Response(IdeaDetailSerializer(idea).data, status=status.HTTP_201_CREATED)
+        return Response(_saved(idea, patch_changed=True), status=status.HTTP_201_CREATED)
 
 
 class IdeaDetailView(IdeasAPIView):
@@ -94,12 +96,17 @@ class IdeaDetailView(IdeasAPIView):
     def get(self, request: Request, key: str) -> Response:
         return Response(IdeaDetailSerializer(self.idea()).data)
 
-    @extend_schema(request=IdeaUpdateSerializer, responses={200: IdeaDetailSerializer, **_ERRORS})
+    @extend_schema(request=IdeaUpdateSerializer, responses={200: IdeaSavedSerializer, **_ERRORS})
     def patch(self, request: Request, key: str) -> Response:
         idea = self.idea()  # the object check comes first: a hidden idea is a 404 whatever the body says
         changes = self.parse(IdeaUpdateSerializer, request.data, partial=True)
         idea = services.idea_update(idea=idea, by=request.user, changes=changes)
-        return Response(IdeaDetailSerializer(idea).data)
+        return Response(_saved(idea, patch_changed="recipe_patch" in changes))
+
+
+def _saved(idea: Idea, *, patch_changed: bool) -> dict:
+    warnings = patch_warnings(idea.recipe_patch) if patch_changed else []
+    return IdeaSavedSerializer(idea, context={"warnings": warnings}).data
 
 
 class IdeaTransitionView(IdeasAPIView):

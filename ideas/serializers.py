@@ -81,6 +81,20 @@ class IdeaDetailSerializer(IdeaSerializer):
         fields = [*IdeaSerializer.Meta.fields, "transitions"]
 
 
+class IdeaSavedSerializer(IdeaDetailSerializer):
+    """An idea as answered to the write that saved it, with warnings about its recipe patch (valid, but e.g.
+    changing nothing against any current baseline): the API's counterpart of the form's warning messages."""
+
+    warnings = serializers.SerializerMethodField()
+
+    class Meta(IdeaDetailSerializer.Meta):
+        fields = [*IdeaDetailSerializer.Meta.fields, "warnings"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, idea: Idea) -> list[str]:
+        return list(self.context.get("warnings", []))
+
+
 @extend_schema_field({"oneOf": [
     {"type": "object", "additionalProperties": True, "description": "dotted config key -> JSON value"},
     {"type": "string", "description": "`key = value` lines (values are JSON), as the web form takes them"},

@@ -104,11 +104,13 @@ def idea_edit(request: HttpRequest, key: str) -> HttpResponse:
     form = IdeaForm(request.POST or None, initial=initial, areas=visibility.visible_areas(request.user))
     if request.method == "POST" and form.is_valid():
         try:
-            services.idea_update(idea=idea, by=request.user, changes=form.cleaned_data)
+            idea = services.idea_update(idea=idea, by=request.user, changes=form.cleaned_data)
         except ValidationError as error:
             apply_service_error(form, error)
         else:
             messages.success(request, f"{idea.key} updated.")
+            for warning in patch_warnings(idea.recipe_patch):
+                messages.warning(request, warning)
             return redirect(idea)
     status = 400 if request.method == "POST" else 200
     return render(request, "ideas/idea_form.html", {"form": form, "idea": idea}, status=status)

@@ -116,16 +116,18 @@ def _shared_worker(_celery_launcher: CeleryLauncher) -> SharedWorker:
 
 @pytest.fixture
 def celery_worker(request: pytest.FixtureRequest, _shared_worker: SharedWorker, redis_server: RedisServer,
-                  transactional_db: None) -> CeleryProcess:
+                  transactional_db: None) -> Iterator[CeleryProcess]:
     """A running worker (queues default,gpu; prefork, 2 children) on the test database and the test Redis.
 
-    Shared across tests to save start-up time; the broker is emptied before each test. Requesting it makes the
-    test transactional, because the worker process only sees committed rows.
+    Shared across tests to save start-up time; the broker is emptied before each test, and after it the worker
+    is left to finish what it runs before the database is flushed. Requesting it makes the test transactional,
+    because the worker process only sees committed rows.
     """
     redis_server.clear_broker_state()
     worker = _shared_worker.get()
     request.node.stash[TEST_PROCESSES] = [worker]
-    return worker
+    yield worker
+    _shared_worker.settle()
 
 
 @pytest.fixture

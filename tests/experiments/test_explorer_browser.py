@@ -6,7 +6,7 @@ from django.test import Client
 
 from experiments import services
 from experiments.execution.monitor import final_metrics_refresh
-from experiments.models import Metric, Run, Study
+from experiments.models import Metric, Run, RunStatus, Study
 from tests.experiments.finished_runs import finish_study
 
 
@@ -116,3 +116,29 @@ def test_the_run_page_charts_every_metric_and_reads_the_whole_log(browser_page, 
     page.wait_for_function("() => { const r = document.querySelector(\"[data-metric='peak_mem_mb'] .panel-chart\")"
                            ".layout.xaxis.range; return r && r[0] === 2048 && r[1] === 8192; }")
     screenshot(page, "run-zoomed")
+
+
+def test_the_run_page_charts_fill_in_while_the_run_is_live(browser_page, live_server, screenshot, pic, two_studies):
+    page = browser_page
+    run = Run.objects.filter(study=two_studies[0]).first()
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    Metric.objects.filter(run=run, name="train_loss", step__gt=20).delete()
+    Metric.objects.filter(run=run, name="grad_norm").delete()
+    _sign_in(page, pic, live_server)
+    page.goto(f"/experiments/runs/{run.pk}/")
+    chart = "document.querySelector(\"[data-metric='train_loss'] .panel-chart\")"
+    page.wait_for_function(f"() => {chart}.data && {chart}.data[0].x.length === 20")
+    assert page.locator("[data-metric='grad_norm']").count() == 0
+    page.evaluate(f"() => Plotly.relayout({chart}, {{'xaxis.range[0]': 5, 'xaxis.range[1]': 15}})")
+
+    # The trainer logs on: more steps, and a metric the page has not seen.
+    Metric.objects.bulk_create([Metric(run=run, step=step, name="train_loss", value=3 - step / 100)
+                                for step in range(21, 41)]
+                               + [Metric(run=run, step=step, name="grad_norm", value=1.0) for step in range(1, 41)])
+    page.wait_for_function(f"() => {chart}.data[0].x.length === 40")
+    page.wait_for_selector("[data-metric='grad_norm'] .main-svg", state="attached")
+    assert page.evaluate(f"() => {chart}.layout.xaxis.range") == [5, 15]  # the redraw kept the zoom
+    screenshot(page, "run-live")
+
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    page.wait_for_function("() => document.getElementById('run-charts').dataset.live === ''")

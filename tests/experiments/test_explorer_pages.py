@@ -3,7 +3,7 @@ import pytest
 from django.test import Client
 
 from experiments import services
-from experiments.models import Run, RunTag, Study
+from experiments.models import Run, RunStatus, RunTag, Study
 from tests.experiments.finished_runs import finish_study
 
 
@@ -92,3 +92,20 @@ def test_the_run_page_explains_an_empty_fp4_chart(web, finished):
 
     assert "FP4 is off in this config (fp4.enabled = false)" in html
     assert "Nothing logged yet" not in html.split('data-metric="fp4_error"')[1].split("</div>")[1]
+
+
+def test_the_panels_poll_serves_the_run_page_series_and_says_when_to_stop(web, finished):
+    run = Run.objects.filter(study=finished).first()
+    run.metrics.filter(name="fp4_error").delete()
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+
+    payload = web.get(f"/experiments/runs/{run.pk}/panels/").json()
+
+    assert payload["live"] is True
+    panels = {panel["name"]: panel for panel in payload["panels"]}
+    assert panels["train_loss"]["series"]["step"][-1] == 20
+    assert panels["fp4_error"] == {"name": "fp4_error", "title": "FP4 quantisation error", "series": None,
+                                   "empty": "FP4 is off in this config (fp4.enabled = false)"}
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    assert web.get(f"/experiments/runs/{run.pk}/panels/").json()["live"] is False
+    assert web.get("/experiments/runs/999999/panels/").status_code == 404  # hidden runs: the permission walk

@@ -101,6 +101,35 @@ def test_a_patch_that_changes_some_baseline_submits_without_warning(web, area, f
     assert "changes nothing" not in response.content.decode()
 
 
+def test_the_api_answers_the_same_warning_on_submit_and_on_a_patch_edit(api, area, fast_baseline):
+    created = api.post("/api/v1/ideas/", {"title": "Rounding off", "area": area.slug, "summary": "Why not.",
+                                          "recipe_patch": "fp4.stochastic_rounding = false"}, format="json")
+
+    assert created.status_code == 201
+    [warning] = created.json()["warnings"]
+    assert warning.startswith("This patch changes nothing against any current baseline")
+    assert "tiny-fast@1 (fp4.stochastic_rounding has no effect: FP4 is off in this config" in warning
+
+    key = created.json()["key"]
+    fixed = api.patch(f"/api/v1/ideas/{key}/", {"recipe_patch": {"optim.lr": 0.002}}, format="json")
+    assert fixed.status_code == 200 and fixed.json()["warnings"] == []
+    broken = api.patch(f"/api/v1/ideas/{key}/", {"recipe_patch": {"optim.lr": 0.003}}, format="json")
+    assert "optim.lr = 0.003 is already the baseline's value" in broken.json()["warnings"][0]
+    retitled = api.patch(f"/api/v1/ideas/{key}/", {"title": "Same LR"}, format="json")
+    assert retitled.json()["warnings"] == []  # only a write that changes the patch is judged
+
+
+def test_editing_the_patch_into_a_no_op_warns_on_the_page(web, area, fast_baseline):
+    web.post("/ideas/new/", {"title": "Lower LR", "area": area.pk, "summary": "Why not.",
+                             "recipe_patch": "optim.lr = 0.002"})
+    idea = area.ideas.get()
+
+    response = web.post(f"/ideas/{idea.key}/edit/", {"title": "Lower LR", "area": area.pk, "summary": "Why not.",
+                                                     "recipe_patch": "optim.lr = 0.003"}, follow=True)
+
+    assert "optim.lr = 0.003 is already the baseline&#x27;s value" in response.content.decode()
+
+
 # -------------------------------------------------------------------------------------------- duplicate keys
 
 

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -138,3 +139,27 @@ class SharedWorker:
         if self._process is not None:
             self._process.stop()
             self._process = None
+
+    def settle(self, *, timeout: float = 60) -> None:
+        """Wait until the worker runs no task, so nothing it still writes (a supervisor closing a cancelled
+        attempt, a study's finishing notice) races the test database's flush (a TRUNCATE deadlock otherwise).
+        A worker that does not settle in time is stopped; the next test starts a fresh one."""
+        if self._process is None or not self._process.is_running():
+            return
+        node = self._process.name
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _runs_nothing(node):
+                return
+            time.sleep(0.2)
+        self.stop()
+
+
+def _runs_nothing(node_name: str) -> bool:
+    from config import celery_app
+
+    try:
+        active = celery_app.control.inspect(destination=[node_name], timeout=1).active()
+    except (OSError, redis.ConnectionError, kombu.exceptions.OperationalError):
+        return False
+    return active is not None and not active.get(node_name)

@@ -1,6 +1,8 @@
 // The run page: a plotly panel per logged metric from the server's downsampled series (json_script
 // "run-panels"), redrawn when the x axis, log scale or smoothing changes; zooming one panel's x range zooms
-// all. Below, the attempt's whole log, read in chunks from the logs API and followed while the run is live.
+// all. While the run is live the series are polled and the panels redrawn in place (a zoom survives the
+// redraw), and panels for metrics that appear later are added. Below, the attempt's whole log, read in
+// chunks from the logs API and followed while the run is live.
 (function () {
   var dataNode = document.getElementById("run-panels");
   if (!dataNode) return;
@@ -8,7 +10,10 @@
   var xSelect = document.getElementById("chart-x");
   var logBox = document.getElementById("chart-log");
   var smoothSelect = document.getElementById("chart-smooth");
+  var chartsCard = document.getElementById("run-charts");
+  var grid = chartsCard.querySelector(".charts-grid");
   var syncing = false;
+  var POLL_MS = 5000;
 
   // Exponential moving average with bias correction, as the study page smooths on the server.
   function ema(values, weight) {
@@ -34,7 +39,9 @@
                       line: { color: weight ? "rgba(58,79,216,0.25)" : "#3a4fd8", width: weight ? 1 : 2 } }];
       if (weight) traces.push({ type: "scatter", mode: "lines", x: x, y: ema(points.value, weight), name: "smoothed",
                                 line: { color: "#3a4fd8", width: 2 } });
+      // uirevision: a poll's redraw keeps the user's zoom; changing the x axis or log scale resets it.
       var layout = { height: 260, margin: { l: 56, r: 12, t: 8, b: 40 }, showlegend: false, hovermode: "x unified",
+                     uirevision: axis + (logBox.checked ? "-log" : ""),
                      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
                      xaxis: { title: { text: points[axis] ? xSelect.selectedOptions[0].text : "step" }, gridcolor: "#e3e6eb" },
                      yaxis: { type: logBox.checked ? "log" : "linear", gridcolor: "#e3e6eb", exponentformat: "power" } };
@@ -62,6 +69,69 @@
 
   [xSelect, logBox, smoothSelect].forEach(function (control) { control.addEventListener("change", draw); });
   draw();
+
+  // ---- live: poll the series while the run is live
+  function panelFor(name) {
+    var found = null;
+    panels().forEach(function (panel) { if (panel.dataset.metric === name) found = panel; });
+    return found;
+  }
+
+  function addPanel(info) {
+    var panel = document.createElement("div");
+    panel.className = "panel";
+    panel.dataset.metric = info.name;
+    var heading = document.createElement("h3");
+    heading.className = "small";
+    heading.appendChild(document.createTextNode(info.title + " "));
+    var name = document.createElement("span");
+    name.className = "muted mono";
+    name.textContent = info.name;
+    heading.appendChild(name);
+    panel.appendChild(heading);
+    grid.appendChild(panel);
+    return panel;
+  }
+
+  function showEmpty(panel, text) {
+    var empty = panel.querySelector(".chart-empty");
+    if (!empty) {
+      empty = document.createElement("div");
+      empty.className = "chart-empty";
+      panel.appendChild(empty);
+    }
+    empty.textContent = text;
+  }
+
+  function update(payload) {
+    payload.panels.forEach(function (info) {
+      var panel = panelFor(info.name) || addPanel(info);
+      if (!info.series) { showEmpty(panel, info.empty); return; }
+      series[info.name] = info.series;
+      var empty = panel.querySelector(".chart-empty");
+      if (empty) empty.remove();
+      if (!panel.querySelector(".panel-chart")) {
+        var target = document.createElement("div");
+        target.className = "panel-chart";
+        target.setAttribute("role", "img");
+        target.setAttribute("aria-label", info.title);
+        panel.appendChild(target);
+      }
+    });
+    draw();
+  }
+
+  function poll() {
+    fetch(chartsCard.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+      .then(function (payload) {
+        update(payload);
+        chartsCard.dataset.live = payload.live ? "1" : "";
+        if (payload.live) setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { setTimeout(poll, POLL_MS * 3); });  // a blip (restart, network): try again, slower
+  }
+  if (chartsCard.dataset.live) setTimeout(poll, POLL_MS);
 
   // ---- the log
   var card = document.getElementById("run-log-card");
