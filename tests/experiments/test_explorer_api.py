@@ -1,8 +1,9 @@
 """GET /api/v1/runs/ (every filter and ordering, `final`, visibility, bad parameters named, a pinned query count),
 GET /api/v1/runs/compare/, a run's logs and metrics with any name."""
 import pytest
+from django.db import connection
 
-from experiments import services
+from experiments import explorer, services
 from experiments.execution.monitor import final_metrics_refresh
 from experiments.models import Arm, Metric, Run, Study
 from experiments.visibility import run_q
@@ -172,16 +173,17 @@ def test_runs_of_a_restricted_area_are_hidden_from_outsiders(api, studies, make_
 
 
 def test_the_list_costs_the_same_queries_for_two_runs_or_many(api, pic, studies, make_idea, django_assert_num_queries):
-    # session auth is off (force_authenticate): hidden studies (visibility) + count + page + arms + tags
-    with django_assert_num_queries(5):
+    # session auth is off (force_authenticate): hidden studies (visibility), count, the page's ids, its runs,
+    # arms, tags
+    with django_assert_num_queries(6):
         assert len(_ids(api.get("/api/v1/runs/", {"study": studies[1].pk}))) == 2
     more = make_idea("Weight decay", {"optim.weight_decay": 0.05})
     study = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast", ideas=[more.key],
                                   seeds=[0, 1, 2, 3, 4, 5], max_steps=50)
     finish_study(study)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert len(_ids(api.get("/api/v1/runs/", {"ordering": "-final.val_loss", "config.train.seed": "0"}))) == 6
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert len(_ids(api.get("/api/v1/runs/"))) == 18
 
 
@@ -227,3 +229,32 @@ def test_a_run_shared_into_a_visible_study_stays_visible_in_the_list(studies, ma
     listed = set(_ids(api_client_for(outsider).get("/api/v1/runs/", {"ordering": "id"})))
     assert listed == set(Run.objects.filter(run_q(outsider)).values_list("pk", flat=True))
     assert shared.pk in listed and not listed & set(hidden_study.runs.exclude(pk=shared.pk).values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("ordering", ["-id", "final.val_loss", "-config.optim.lr", "started_at"])
+def test_pages_found_by_id_first_are_the_ordered_list_cut_in_pages(pic, studies, ordering):
+    runs = explorer.runs_explore(user=pic, query=explorer.RunQuery(ordering=ordering))
+    paginator = explorer.RunPaginator(runs, 4)
+
+    paged = [run.pk for number in paginator.page_range for run in paginator.page(number).object_list]
+
+    assert paged == [run.pk for run in runs] and len(paged) == 6
+    assert [len(paginator.page(number).object_list) for number in paginator.page_range] == [4, 2]
+
+
+@pytest.mark.parametrize("ordering, index", [
+    ("config.optim.lr", "experiments_run_config_optim_lr_asc"),
+    ("-config.train.seed", "experiments_run_config_train_seed_desc"),
+    ("-final.val_loss", "experiments_run_final_val_loss_desc"),
+])
+def test_sorts_on_indexed_json_keys_can_walk_their_index(pic, studies, ordering, index):
+    """The ORDER BY must spell each index's expression exactly, or PostgreSQL sorts every run instead."""
+    if connection.vendor != "postgresql":
+        pytest.skip("expression indexes exist on PostgreSQL only")
+    runs = explorer.runs_explore(user=pic, query=explorer.RunQuery(ordering=ordering)).values_list("pk")[:50]
+    sql, params = runs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows would otherwise be scanned anyway
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert index in plan, plan

@@ -17,15 +17,15 @@ def finished(pic, make_idea, fast_baseline) -> Study:
 
 def test_the_explorer_costs_the_same_queries_for_few_runs_or_many(web, pic, finished, make_idea,
                                                                    django_assert_num_queries):
-    # session, user, hidden studies (visibility), count, page, arms, tags, inbox badge
-    with django_assert_num_queries(8):
+    # session, user, hidden studies (visibility), count, the page's ids, its runs, arms, tags, inbox badge
+    with django_assert_num_queries(9):
         assert web.get("/experiments/runs/").content.count(b'name="ids"') == 4
     more = services.study_launch(user=pic, kind="ablation", baseline="tiny-fast",
                                  ideas=[make_idea("Decay", {"optim.weight_decay": 0.05}).key], seeds=list(range(8)),
                                  max_steps=20)
     finish_study(more, steps=20)
     RunTag.objects.bulk_create([RunTag(run=run, name="keep") for run in Run.objects.all()])
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         html = web.get("/experiments/runs/", {"config_cols": "optim.lr", "ordering": "-final.val_loss",
                                               "cols": ["study", "tags"], "columns": "1"}).content.decode()
     assert html.count('name="ids"') == 20 and html.count(">keep</a>") == 20
