@@ -157,11 +157,11 @@ def _finished_demo_studies() -> None:
 
     demo._baselines()
     for spec in demo._study_specs():
-        study = services.study_launch(user=demo._demo_user(), kind=spec["kind"], baseline="tiny-ci",
+        study = services.study_launch(user=demo._demo_user(), kind=spec["kind"], baseline=demo._baseline(spec),
                                       ideas=[idea.key for idea in spec["ideas"]], seeds=demo.DEMO_SEEDS,
-                                      max_steps=demo.DEMO_STEPS, leave_one_out=spec.get("leave_one_out", False),
+                                      max_steps=demo._steps(spec), leave_one_out=spec.get("leave_one_out", False),
                                       title=demo._title(spec))
-        finish_study(study, steps=demo.DEMO_STEPS, eval_every=5)
+        finish_study(study, steps=demo._steps(spec), eval_every=5)
 
 
 def _prepare() -> tuple[list[str], str]:

@@ -1,7 +1,6 @@
 """The demo's compute data (every area of the current cycle, as a review meeting opens it) shows one set of
 figures on the overview CSV, the area CSVs, the ledger and the API: the randomised-ledger test's agreement, on
 the data a newcomer sees first."""
-import csv
 import io
 from decimal import Decimal
 
@@ -13,16 +12,9 @@ from compute.demo import seed as seed_compute
 from compute.figures import cycle_figures, hours
 from ideas.demo import seed as seed_ideas
 from ideas.models import Area
+from tests.compute.test_compute_figures import _csv
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _csv(client, url: str) -> list[list[str]]:
-    response = client.get(url)
-    assert response.status_code == 200, url
-    text = response.content.decode()
-    assert "-0.00" not in text and ",-0," not in text
-    return list(csv.reader(io.StringIO(text)))
 
 
 @pytest.mark.django_db
