@@ -214,6 +214,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 # Where links in notification email point (scheme, host and port, no trailing slash).
 FLIGHTDECK_SITE_URL = env_str("FLIGHTDECK_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Outgoing webhooks: may they post to private, loopback or link-local addresses (a receiver on the team's own
+# network)? Off in production, where a webhook must not become a way into the workers' network.
+FLIGHTDECK_WEBHOOK_ALLOW_PRIVATE = env_bool("FLIGHTDECK_WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
+# The first retry of a failed webhook delivery waits this long; each later one twice as long (at most 10 min).
+FLIGHTDECK_WEBHOOK_RETRY_SECONDS = env_int("FLIGHTDECK_WEBHOOK_RETRY_SECONDS", 10)
 
 # `seed_demo` calls each app's seeder in this order (later apps build on earlier ones' data).
 FLIGHTDECK_DEMO_SEEDERS = [

@@ -11,6 +11,7 @@ api_patterns = [
     path("", include("compute.api_urls")),
     path("", include("experiments.api_urls")),
     path("", include("accounts.api_urls")),
+    path("", include("inbox.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the Content-Security-Policy allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

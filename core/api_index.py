@@ -22,6 +22,7 @@ RESOURCES = {
     "requests": "api_request_list",
     "usage": "api_usage",
     "tokens": "api_token_list",
+    "webhooks": "api_webhook_list",
 }
 
 

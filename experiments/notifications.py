@@ -53,3 +53,28 @@ def study_finished_event(study_id: int) -> Event | None:
         areas=[idea.area for idea in ideas], subject=f"[{study.label}] {study.title} {outcome}", lines=lines,
         link=study.get_absolute_url(),
     )
+
+
+RUN_FAILED = "run_failed"  # ref: the experiments.Attempt that ended failed
+
+
+def publish_run_failed(attempt_id: int) -> None:
+    """An attempt ended failed: its study's launcher hears at once, with the reason (after commit)."""
+    events.publish(RUN_FAILED, attempt_id)
+
+
+@events.source(RUN_FAILED)
+def run_failed_event(attempt_id: int) -> Event | None:
+    """To the study's launcher, while the run is still failed (a resume since makes it old news)."""
+    attempt = Attempt.objects.select_related("run__study").filter(pk=attempt_id).first()
+    if attempt is None or attempt.run.status != RunStatus.FAILED:
+        return None
+    run, study = attempt.run, attempt.run.study
+    ideas = list(Idea.objects.filter(studies=study).select_related("area"))
+    lines = [f"Run {run.public_id} of {study.label} {study.title} failed at step {run.step} (attempt {attempt.number}).",
+             f"Reason: {attempt.reason or 'none recorded'}"]
+    return event_for_viewers(
+        kind=Message.Kind.RUN_FAILED, key=f"run-failed:{attempt.pk}", recipients={study.created_by_id},
+        actor_id=None, areas=[idea.area for idea in ideas], subject=f"[{study.label}] run {run.public_id} failed",
+        lines=lines, link=run.get_absolute_url(),
+    )

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from inbox.models import EmailPreference, Message
+from inbox.models import EmailPreference, Message, Webhook, WebhookDelivery
 
 
 @admin.register(Message)
@@ -16,3 +16,20 @@ class MessageAdmin(admin.ModelAdmin):
 class EmailPreferenceAdmin(admin.ModelAdmin):
     list_display = ("user", "enabled", "updated_at")
     raw_id_fields = ("user",)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "url", "active", "created_at")
+    list_filter = ("active",)
+    search_fields = ("name", "url", "owner__username")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("secret", "created_at")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "webhook", "kind", "status", "attempts", "response_code")
+    list_filter = ("status", "kind")
+    raw_id_fields = ("webhook",)
+    readonly_fields = ("event_key", "payload", "created_at", "last_attempt_at", "delivered_at")

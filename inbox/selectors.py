@@ -4,7 +4,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from core.selectors import get_or_404
-from inbox.models import EmailPreference, Message
+from inbox.models import EmailPreference, Message, Webhook, WebhookDelivery
 
 
 def unread_count(user: AbstractBaseUser) -> int:
@@ -35,3 +35,17 @@ def message_get_for_user(*, user: AbstractBaseUser, message_id: int) -> Message:
 
 def email_enabled(user: AbstractBaseUser) -> bool:
     return EmailPreference.objects.filter(user_id=user.pk).values_list("enabled", flat=True).first() is not False
+
+
+def webhooks_of(user: AbstractBaseUser) -> QuerySet[Webhook]:
+    return Webhook.objects.filter(owner_id=user.pk)
+
+
+def webhook_get_for_user(*, user: AbstractBaseUser, webhook_id: int) -> Webhook:
+    """``user``'s webhook; 404 for unknown ids and other people's webhooks alike."""
+    return get_or_404(webhooks_of(user), f"no webhook {webhook_id} among yours", pk=webhook_id)
+
+
+def webhook_deliveries(webhook: Webhook) -> QuerySet[WebhookDelivery]:
+    """The delivery log, newest first."""
+    return webhook.deliveries.order_by("-created_at", "-id")

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import events, selectors
+from inbox import events, selectors, webhook_services
 from inbox.events import Event
 from inbox.models import EmailPreference, Message, OutboxEvent
 
@@ -37,12 +37,14 @@ def event_deliver(*, source: str, ref: int) -> Delivery:
 
 
 def deliver(event: Event) -> Delivery:
-    """One in-app message per active recipient, then one email to each who has an address and wants email.
+    """One in-app message per active recipient, a webhook delivery per recipient's webhook that hears the
+    kind, then one email to each who has an address and wants email.
 
-    Raises the first email error after trying every recipient, so the Celery task retries; messages and
-    emails that already went out are not repeated then.
+    Raises the first email error after trying every recipient, so the Celery task retries; messages, webhook
+    deliveries and emails that already went out are not repeated then.
     """
     created = _store(event)
+    webhook_services.deliveries_queue(event)
     emailed, error = 0, None
     pending = (
         Message.objects.filter(dedupe_key=event.key, emailed_at__isnull=True)

@@ -1,14 +1,19 @@
 """The inbox page and its htmx actions. Thin: parse, one service or selector call, render."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.forms import apply_service_error
 from core.http import is_htmx
-from inbox import selectors, services
-from inbox.forms import EmailPreferenceForm
+from inbox import selectors, services, webhook_services
+from inbox.forms import EmailPreferenceForm, WebhookForm
+
+DELIVERIES_PER_PAGE = 50
 
 
 @login_required
@@ -60,3 +65,48 @@ def email_preference(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Email notifications off; the inbox still collects everything.")
     return redirect("inbox:index")
+
+
+# ------------------------------------------------------------------------------------------- webhooks
+
+
+@login_required
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    """One's webhooks, and a form to add one (the form comes back with the errors and what was typed)."""
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            webhook = webhook_services.webhook_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            apply_service_error(form, error)
+        else:
+            messages.success(request, f"Webhook “{webhook.name}” added; a ping is on its way.")
+            return redirect("inbox:webhook_detail", webhook.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "inbox/webhooks.html", {"form": form, "webhooks": list(selectors.webhooks_of(request.user))},
+                  status=status)
+
+
+@login_required
+def webhook_detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    webhook = selectors.webhook_get_for_user(user=request.user, webhook_id=webhook_id)
+    page = Paginator(selectors.webhook_deliveries(webhook), DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "inbox/webhook_detail.html", {"webhook": webhook, "page": page})
+
+
+@require_POST
+@login_required
+def webhook_ping(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    webhook = selectors.webhook_get_for_user(user=request.user, webhook_id=webhook_id)
+    webhook_services.webhook_ping(webhook=webhook)
+    messages.success(request, "Ping queued; it shows in the delivery log below.")
+    return redirect("inbox:webhook_detail", webhook.pk)
+
+
+@require_POST
+@login_required
+def webhook_delete(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    webhook = selectors.webhook_get_for_user(user=request.user, webhook_id=webhook_id)
+    webhook_services.webhook_delete(webhook=webhook)
+    messages.success(request, f"Webhook “{webhook.name}” deleted.")
+    return redirect("inbox:webhooks")

@@ -176,6 +176,8 @@ def _close(
     if state == S.PREEMPTED:
         attempt_create(run=run)
     budget.attempt_settle(attempt.pk)  # after the re-queue, so a resuming study keeps its reservation
+    if state == S.FAILED:
+        notifications.publish_run_failed(attempt.pk)
     if state != S.PREEMPTED:  # a preempted run resumes: its study has not ended
         notifications.publish_study_run_ended(run.study_id)  # told once its last run has ended
         series.refresh_when_committed(run, names=charts.STORED_METRICS)

@@ -155,6 +155,8 @@ def world(db, settings) -> World:
         link=idea.get_absolute_url(), dedupe_key="walk-test")
     token = apps.get_model("accounts", "ApiToken").objects.create(owner=member, name=MARKERS["api token"],
                                                                    prefix="qq", key_hash="0" * 64)
+    webhook = apps.get_model("inbox", "Webhook").objects.create(owner=member, name="member's hook",
+                                                               url="https://hooks.example.org/member", secret="0" * 64)
 
     world = World(area=area, idea=idea, landed=landed, own_idea=own_idea, study=study, mixed_study=mixed, run=run,
                   cycles=[current, open_cycle], request_id=request.pk, member=member, outsider=outsider,
@@ -167,6 +169,7 @@ def world(db, settings) -> World:
         "run_id": [str(run.pk)],
         "request_id": [str(request.pk)],
         "message_id": [str(message.pk)],
+        "webhook_id": [str(webhook.pk)],  # someone else's: a 404 like a restricted object
         "object_id": [str(idea.pk)],  # admin: staff only, whatever the model
         "content_type_id": [str(ContentType.objects.get_for_model(Idea).pk)],
     }
