@@ -183,7 +183,7 @@ def test_muted_records_without_publishing(idea, pic, django_capture_on_commit_ca
 
 def test_every_app_registers_its_own_sources_and_a_typo_fails_where_it_is_published():
     with pytest.raises(LookupError, match="unknown inbox source 'idea_activty'; registered: idea_activity, "
-                                          "request_reviewed, study_run_ended"):
+                                          "request_reviewed, run_failed, study_run_ended"):
         events.publish("idea_activty", 1)
     with pytest.raises(ValueError, match="'idea_activity' is already registered to idea_activity_event"):
         events.source(IDEA_ACTIVITY)(lambda ref: None)

@@ -137,7 +137,7 @@ def test_a_real_worker_posts_a_signed_event_and_retries_after_a_server_error(cel
         assert request.headers["x-flightdeck-event"] == "idea_transition"
         assert webhooks.verify(hook.secret, request.headers["x-flightdeck-signature"], request.body)
     payload = receiver.received[-1].payload
-    assert payload["event"] == "idea_transition" and payload["url"].endswith(f"/ideas/{idea.key}/")
+    assert payload["event"] == "idea_transition" and payload["url"].endswith(f"/ideas/{idea.key}")
     assert payload["subject"].startswith(f"[{idea.key}] pia moved Latent MoE")
 
 
