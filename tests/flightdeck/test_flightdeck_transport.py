@@ -1,6 +1,6 @@
 """The client's HTTP behaviour over real sockets: retries on 429/503 after Retry-After, which failures are
 replayed, typed errors with the API's message, and page iteration. The server is a scripted loopback HTTP
-server (tests/flightdeck/scripted_server.py); waits are recorded instead of slept."""
+server (tests/support/scripted_server.py); waits are recorded instead of slept."""
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -8,7 +8,7 @@ import pytest
 
 from flightdeck import BadRequest, BudgetRefused, Client, NotFound, PatchConflict, RateLimited, ServerUnreachable
 from flightdeck.transport import api_root, retry_after_seconds
-from tests.flightdeck.scripted_server import Answer, ScriptedServer
+from tests.support.scripted_server import Answer, ScriptedServer
 
 OK = Answer(200, {"key": "IDEA-0001"})
 

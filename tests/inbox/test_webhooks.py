@@ -17,9 +17,9 @@ from ideas.lifecycle import Status
 from inbox import events, webhook_services, webhooks
 from inbox.events import Event
 from inbox.models import Message, OutboxEvent, Webhook, WebhookDelivery
-from tests.inbox.webhook_receiver import Receiver
 from tests.support.people import PASSWORD
 from tests.support.processes import wait_until
+from tests.support.scripted_server import Answer, ScriptedServer
 
 SECRET = "s3cret"
 
@@ -91,8 +91,8 @@ def test_an_event_queues_one_delivery_per_hearing_webhook_of_its_recipients_once
 
 def test_a_refused_receiver_fails_the_delivery_and_a_retryable_one_stays_pending(db, pic):
     hook = webhook_services.webhook_create(owner=pic, name="flaky", url="http://127.0.0.1:1/hook")
-    with Receiver(answers=[503, 404]) as receiver:
-        Webhook.objects.filter(pk=hook.pk).update(url=receiver.url)
+    with ScriptedServer([Answer(503), Answer(404)]) as receiver:
+        Webhook.objects.filter(pk=hook.pk).update(url=f"{receiver.url}/hook")
         delivery = webhook_services.webhook_ping(webhook=hook)
 
         first = webhook_services.delivery_attempt(delivery.pk, final=False)
@@ -117,9 +117,9 @@ def test_the_outbox_task_hands_over_deliveries_whose_message_was_lost(db, pic, r
 
 
 def test_a_real_worker_posts_a_signed_event_and_retries_after_a_server_error(celery_worker, idea, pic, submitter):
-    with Receiver(answers=[200, 500, 200]) as receiver:
+    with ScriptedServer([Answer(200), Answer(500), Answer(200)]) as receiver:
         # The submitter watches the idea, so hears of the PIC's move (the actor is never told).
-        hook = webhook_services.webhook_create(owner=submitter, name="#fp4-team", url=receiver.url,
+        hook = webhook_services.webhook_create(owner=submitter, name="#fp4-team", url=f"{receiver.url}/hook",
                                                kinds=[Message.Kind.IDEA_TRANSITION])
         wait_until(lambda: hook.deliveries.filter(kind="ping", status="delivered").exists(), timeout=60,
                    what="the first ping", alive=celery_worker.is_running, log=celery_worker.log_path)
@@ -132,11 +132,11 @@ def test_a_real_worker_posts_a_signed_event_and_retries_after_a_server_error(cel
     delivery = deliveries.get()
     assert (delivery.attempts, delivery.response_code, delivery.error) == (2, 200, "")
     moves = receiver.received[1:]
-    assert [r.headers["x-flightdeck-delivery"] for r in moves] == [str(delivery.pk)] * 2
+    assert [r.headers["X-Flightdeck-Delivery"] for r in moves] == [str(delivery.pk)] * 2
     for request in moves:
-        assert request.headers["x-flightdeck-event"] == "idea_transition"
-        assert webhooks.verify(hook.secret, request.headers["x-flightdeck-signature"], request.body)
-    payload = receiver.received[-1].payload
+        assert request.headers["X-Flightdeck-Event"] == "idea_transition"
+        assert webhooks.verify(hook.secret, request.headers["X-Flightdeck-Signature"], request.raw)
+    payload = receiver.received[-1].body
     assert payload["event"] == "idea_transition" and payload["url"].endswith(f"/ideas/{idea.key}")
     assert payload["subject"].startswith(f"[{idea.key}] pia moved Latent MoE")
 
@@ -216,7 +216,7 @@ def test_the_api_lists_creates_pings_and_logs_for_the_owner_only(db, pic, member
 def test_adding_a_webhook_in_a_browser_pings_the_receiver(browser_page, screenshot, celery_worker, submitter,
                                                          live_server):
     page = browser_page
-    with Receiver() as receiver:
+    with ScriptedServer([Answer(200)]) as receiver:
         page.goto("/accounts/login/")
         page.fill("#id_username", submitter.username)
         page.fill("#id_password", PASSWORD)
@@ -225,7 +225,7 @@ def test_adding_a_webhook_in_a_browser_pings_the_receiver(browser_page, screensh
         page.goto("/inbox/")
         page.click("text=Manage webhooks")
         page.fill("#id_name", "#fp4-team")
-        page.fill("#id_url", receiver.url)
+        page.fill("#id_url", f"{receiver.url}/hook")
         page.check("input[value=study_finished]")
         page.click("button:has-text('Add webhook')")
         page.wait_for_selector("text=Delivery log")
@@ -235,4 +235,4 @@ def test_adding_a_webhook_in_a_browser_pings_the_receiver(browser_page, screensh
         page.reload()
         assert page.locator(f"#delivery-{hook.deliveries.get().pk} .badge").inner_text() == "delivered"
         screenshot(page, "webhook detail")
-    assert receiver.received[0].payload["event"] == "ping"
+    assert receiver.received[0].body["event"] == "ping"

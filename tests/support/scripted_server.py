@@ -1,6 +1,6 @@
-"""A real HTTP server on a loopback port that answers from a script, for what a Flightdeck server does only
-under load or failure (429/503 with Retry-After, a connection dropped mid-answer, a foreign `next` link). The
-client talks to it over real sockets exactly as to the real server."""
+"""A real HTTP server on a loopback port that answers from a script and records what it received: for what a
+Flightdeck server does only under load or failure (429/503 with Retry-After, a connection dropped mid-answer, a
+foreign `next` link), and as the receiver of outgoing webhooks. Clients talk to it over real sockets."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,8 @@ class Received:
     method: str
     path: str
     headers: dict[str, str]
-    body: Any
+    body: Any  # parsed JSON
+    raw: bytes  # as sent (a webhook's signature covers these bytes)
 
 
 class ScriptedServer:
@@ -42,7 +43,7 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 server.received.append(Received(self.command, self.path, dict(self.headers.items()),
-                                                json.loads(raw) if raw else None))
+                                                json.loads(raw) if raw else None, raw))
                 answer = server.answers.pop(0) if server.answers else Answer(500, {"detail": "script exhausted"})
                 if answer.drop:
                     self.close_connection = True
