@@ -89,14 +89,18 @@ def _populate(count: int) -> str:
 
 
 def _queries_per_page(session: str, url: str, pages: list[int]) -> list[int]:
+    """Queries of each page rendered from scratch: the list's page cache is emptied before each one."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+
+    from ideas.list_cache import list_changed
 
     client = Client()
     client.cookies["sessionid"] = session
     counts = []
     for page in pages:
+        list_changed()
         with CaptureQueriesContext(connection) as queries:
             response = client.get(f"{url}?page={page}")
         assert response.status_code == 200, (url, page, response.status_code)

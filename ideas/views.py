@@ -1,5 +1,7 @@
 """Server-rendered pages (htmx for in-place updates). Each view parses, calls one service or selector,
 and renders; objects are always fetched through the selectors' *_get_for_user helpers."""
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -47,7 +49,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def idea_list(request: HttpRequest) -> HttpResponse:
-    areas = selectors.area_filter_choices(user=request.user)  # also the viewer's visibility, for the cache key
     if jump := selectors.idea_for_pasted_key(request.GET.get("q", ""), user=request.user):
         # A pasted key jumps to the idea (htmx follows HX-Redirect; a plain GET gets a redirect).
         if is_htmx(request):
@@ -55,15 +56,16 @@ def idea_list(request: HttpRequest) -> HttpResponse:
         return redirect(jump)
     body_template = "ideas/_idea_results.html" if is_htmx(request) else "ideas/_idea_list_body.html"
 
-    def render_body() -> str:
+    def render_body(areas: Sequence[tuple[str, str, str]]) -> str:
         form = IdeaFilterForm(request.GET or None, areas=areas, tags=selectors.tag_names(user=request.user))
         filters = selectors.IdeaFilters(**form.cleaned_data) if form.is_valid() else selectors.IdeaFilters()
         page = selectors.idea_list_page(user=request.user, filters=filters, number=request.GET.get("page"),
                                         per_page=IDEAS_PER_PAGE)
         return render_to_string(body_template, {"form": form, "page": page}, request=request)
 
-    body = list_cache.cached_body(visible_areas=areas, variant=body_template, query=request.GET.urlencode(),
-                                  render=render_body)
+    body = list_cache.cached_body(
+        user=request.user, variant=body_template, query=request.GET.urlencode(),
+        area_choices=lambda: selectors.area_filter_choices(user=request.user), render=render_body)
     if is_htmx(request):
         return HttpResponse(body)
     return render(request, "ideas/idea_list.html", {"body": mark_safe(body)})  # rendered by our own template, escaped there

@@ -32,9 +32,9 @@ def viewer(client_for: Callable[..., Client], submitter: User) -> Client:
 
 def test_a_second_view_is_served_from_the_cache(viewer, idea):
     first = _queries(viewer)
-    # A hit reads the session, the user, the nav bar's unread count and the visible areas (its key), not the
-    # tags, count, page of ideas or their tags.
-    assert _queries(viewer) == first - 4
+    # A hit reads the session, the user and the nav bar's unread count; not the visible areas (its key, cached
+    # with it), the tags, count, page of ideas or their tags.
+    assert _queries(viewer) == first - 5
     assert idea.key in _list(viewer)
 
 
@@ -102,6 +102,19 @@ def test_leaving_an_area_hides_its_ideas_from_the_leaver(secret_idea, client_for
     assert "Hidden routing trick" in _list(client) and "Hidden routing trick" in _list(client)
     services.area_leave(area=secret_idea.area, user=volunteer)
     assert "Hidden routing trick" not in _list(client)
+
+
+def test_joining_an_area_or_becoming_staff_shows_its_ideas_at_once(secret_idea, client_for, make_user):
+    # The viewer's visible areas are cached too (they are the body's key): both changes must reach them.
+    volunteer, promoted = make_user("vera"), make_user("pat")
+    for user in (volunteer, promoted):
+        client = client_for(user)
+        assert "Hidden routing trick" not in _list(client) and "Hidden routing trick" not in _list(client)
+    services.area_volunteer(area=secret_idea.area, user=volunteer)
+    assert "Hidden routing trick" in _list(client_for(volunteer))
+    promoted.is_staff = True
+    promoted.save()
+    assert "Hidden routing trick" in _list(client_for(promoted))
 
 
 def test_the_nav_bar_is_each_viewers_own(idea, client_for, pic, submitter):
