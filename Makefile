@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 # The editable install of this checkout's `flightdeck` package puts the `flightdeck` command into .venv/bin.
 INSTALLED := $(VENV)/.requirements-installed
 ENSURE_PACKAGES := platform/ensure-debian-packages
-RUN_PACKAGES := redis-server
-TEST_PACKAGES := redis-server postgresql chromium chromium-driver slurm-wlm munge slurmdbd mariadb-server
+# g++ and ninja build the NVFP4 CPU kernels (modelzoo/fp4_kernels.py) the first time an NVFP4 run trains on CPU.
+RUN_PACKAGES := redis-server g++ ninja-build
+TEST_PACKAGES := redis-server g++ ninja-build postgresql chromium chromium-driver slurm-wlm munge slurmdbd mariadb-server
 PROD_CHECK_PACKAGES := redis-server postgresql
 PYTEST_ARGS ?=
 

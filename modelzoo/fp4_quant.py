@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from modelzoo import fp4_kernels
 from modelzoo.fp4_formats import E2M1, E4M3, random_bits, round_e2m1_, round_e4m3
 
 BLOCK = 16
@@ -51,10 +52,15 @@ class NVFP4Tensor:
 def _decode_(elements: torch.Tensor, source: NVFP4Tensor) -> torch.Tensor:
     """``elements · block_scale / s_enc`` computed in place in ``elements``, cropped to the source's shape."""
     padded = elements.mul_(source.block_scales / source.tensor_scale).flatten(3).flatten(1, 2)
-    rows, cols = _matrix_dims(source.shape)
+    return _crop(padded, source.shape, source.dtype)
+
+
+def _crop(padded: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """The ``(batch, rows, cols)`` padded matrices cut back to ``shape`` and cast to ``dtype``."""
+    rows, cols = _matrix_dims(shape)
     if padded.shape[1:] != (rows, cols):
         padded = padded[:, :rows, :cols]
-    return padded.reshape(source.shape).to(source.dtype)
+    return padded.reshape(shape).to(dtype)
 
 
 def _matrix_dims(shape: torch.Size) -> tuple[int, int]:
@@ -105,6 +111,24 @@ def _block_amax(magnitudes: torch.Tensor) -> torch.Tensor:
     return magnitudes.amax(dim=(2, 4), keepdim=True)
 
 
+def _scales(
+    block_amax: torch.Tensor, scale_groups: torch.Tensor | None, num_scale_groups: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The tensor scale(s) ``s_enc``, the E4M3 block scales and each block's encode factor from the block maxima."""
+    if scale_groups is not None:
+        ids = scale_groups.expand_as(block_amax).flatten()
+        group_amax = block_amax.new_zeros(num_scale_groups).scatter_reduce_(0, ids, block_amax.flatten(), "amax")
+        tensor_amax = group_amax[scale_groups]
+    else:
+        tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
+    # Clamping keeps an all-zero tensor finite: its block scales round to 0 and it decodes to exact zeros.
+    tensor_scale = (E2M1.max_value * E4M3.max_value / tensor_amax).clamp(max=_FLOAT32_MAX)
+    block_scales = round_e4m3(block_amax * (tensor_scale / E2M1.max_value))
+    # Blocks whose scale rounds to 0 (and, in absurdly tiny tensors, blocks whose encode scale overflows) flush to 0.
+    encode = (tensor_scale / block_scales).nan_to_num_(posinf=0.0)
+    return tensor_scale, block_scales, encode
+
+
 @torch.no_grad()
 def quantize(
     x: torch.Tensor,
@@ -130,18 +154,7 @@ def quantize(
         raise TypeError(f"fake_quantize: x must be a floating-point tensor, got {x.dtype}")
     blocked, private = _to_blocked(x, *_block_shape(blocks, axis))
     magnitudes = blocked.abs()
-    block_amax = _block_amax(magnitudes)
-    if scale_groups is not None:
-        ids = scale_groups.expand_as(block_amax).flatten()
-        group_amax = block_amax.new_zeros(num_scale_groups).scatter_reduce_(0, ids, block_amax.flatten(), "amax")
-        tensor_amax = group_amax[scale_groups]
-    else:
-        tensor_amax = block_amax.amax() if block_amax.numel() else block_amax.new_zeros(())
-    # Clamping keeps an all-zero tensor finite: its block scales round to 0 and it decodes to exact zeros.
-    tensor_scale = (E2M1.max_value * E4M3.max_value / tensor_amax).clamp(max=_FLOAT32_MAX)
-    block_scales = round_e4m3(block_amax * (tensor_scale / E2M1.max_value))
-    # Blocks whose scale rounds to 0 (and, in absurdly tiny tensors, blocks whose encode scale overflows) flush to 0.
-    encode = (tensor_scale / block_scales).nan_to_num_(posinf=0.0)
+    tensor_scale, block_scales, encode = _scales(_block_amax(magnitudes), scale_groups, num_scale_groups)
     # Scaling is the first pass that writes the elements: in place only where the storage is ours to reuse.
     elements = blocked.mul_(encode) if private or overwrite else blocked * encode
     magnitudes.mul_(encode)
@@ -178,9 +191,30 @@ def quantize_dequantize(
     num_scale_groups: int = 0,
 ) -> torch.Tensor:
     """``fake_quantize`` with the extra controls of ``quantize`` (block axis, reuse of ``x``'s storage, groups
-    with their own tensor scale)."""
+    with their own tensor scale). On CPU the fused kernels of ``fp4_kernels`` compute it, bit for bit the same."""
+    if fp4_kernels.usable_for(x) and x.is_floating_point() and rounding in ("nearest", "stochastic"):
+        return _fused_round_trip(x, blocks, rounding, generator, axis, scale_groups, num_scale_groups)
     quantized = quantize(
         x, blocks=blocks, rounding=rounding, generator=generator, axis=axis, overwrite=overwrite,
         scale_groups=scale_groups, num_scale_groups=num_scale_groups,
     )
     return _decode_(quantized.elements, quantized)  # nothing else holds the elements, so decode them in place
+
+
+@torch.no_grad()
+def _fused_round_trip(
+    x: torch.Tensor,
+    blocks: Blocks,
+    rounding: Rounding,
+    generator: torch.Generator | None,
+    axis: int,
+    scale_groups: torch.Tensor | None,
+    num_scale_groups: int,
+) -> torch.Tensor:
+    """``quantize`` then ``_decode_`` in two passes over the tensor (the scales in between are per block)."""
+    blocked, _ = _to_blocked(x, *_block_shape(blocks, axis))
+    tensor_scale, block_scales, encode = _scales(fp4_kernels.block_amax(blocked), scale_groups, num_scale_groups)
+    decode = (block_scales / tensor_scale).expand_as(encode).contiguous()
+    noise = random_bits(blocked.shape, blocked.device, generator) if rounding == "stochastic" else None
+    elements = fp4_kernels.round_trip(blocked, encode.expand_as(block_scales).contiguous(), decode, noise)
+    return _crop(elements.flatten(3).flatten(1, 2), x.shape, x.dtype)

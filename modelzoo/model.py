@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from modelzoo import fp4 as fp4_module
+from modelzoo import fp4_kernels
 from modelzoo.backends import resolve_kernels
 from modelzoo.blocks import Block, LayerCache, run_blocks
 from modelzoo.config import ConfigError, FP4Config, ModelConfig, model_config_errors
@@ -117,6 +118,8 @@ class HybridLM(nn.Module):
         are compiled whole. Compilation itself happens lazily, during the first training step (forward and
         backward), which is where callers should measure it. ``compile_options`` go to ``torch.compile``.
         """
+        if self.cfg.fp4.enabled:
+            fp4_kernels.ensure_built()  # a trace cannot build the extension; without it the regions trace the reference
         shared_core = torch.compile(mixer_core, **compile_options)
         blocks = list(self.layers)
         if self.mtp is not None:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modelzoo import fp4_kernels
 from modelzoo.config import FP4Config
 from modelzoo.fp4 import FP4Linear, collect_stats, fake_quantize, linear_fn, make_linear
 from modelzoo.fp4_hadamard import random_hadamard
@@ -170,6 +171,7 @@ def test_compiled_gemms_use_the_reference_quantized_operands():
     # layer is checked against the float64 references exactly as the eager one is above.
     fp4 = FP4Config(enabled=True, rht=True, stochastic_rounding=False)
     x, w, b, dy = operands()
+    assert fp4_kernels.ensure_built()  # the fused kernels are custom ops inside the graph: fullgraph proves it
     compiled = torch.compile(linear_fn, fullgraph=True)
     x_, w_, b_ = (t.clone().requires_grad_() for t in (x, w, b))
     y = compiled(x_, w_, fp4, b_)

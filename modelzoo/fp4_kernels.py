@@ -1,0 +1,113 @@
+"""Fused CPU kernels for the NVFP4 round trip (``csrc/fp4_blocks.cpp``), built on first use.
+
+The reference quantisation in ``fp4_quant`` makes about a dozen passes over a tensor, several of them broadcasting
+a per-block factor over 16-element inner dimensions, which PyTorch's CPU loops run without vector instructions;
+on the benchmark model that was most of the NVFP4 step's overhead. The two kernels here do the same float32
+arithmetic in two passes (block maxima; scale, round, scale back) and give bit-identical results, stochastic
+rounding included: the noise is still drawn by PyTorch from the same generator.
+
+The extension is compiled for this machine's CPU (``-march=native``) with ``torch.utils.cpp_extension`` the first
+time NVFP4 runs on CPU in a process, then loaded from the build cache (``$TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``); the name carries a digest of the CPU's feature flags, so a cache shared between
+different machines never loads code built for another CPU. Without a C++ compiler, or with
+``FLIGHTDECK_FP4_KERNELS=0``, quantisation falls back to the reference path, with one warning for the former.
+
+Both kernels are ``torch.library`` custom ops with fake implementations, so ``torch.compile`` regions call them
+without graph breaks; ``ensure_built()`` must run before tracing (``HybridLM.compile_regions`` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "fp4_blocks.cpp"
+# No fused multiply-adds: PyTorch multiplies and adds separately, and the kernels must round as it does.
+CFLAGS = ["-O3", "-ffp-contract=off", "-march=native", "-fopenmp"]
+ENV_SWITCH = "FLIGHTDECK_FP4_KERNELS"
+
+_extension = None  # the loaded module once built; stays None when disabled or when the build failed
+_tried = False
+
+
+def _cpu_digest() -> str:
+    """Short digest of the CPU's identity and feature flags (``-march=native`` code runs only on such a CPU)."""
+    identity = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features", "model name")):
+                identity += line
+    except OSError:
+        identity += platform.processor()
+    return hashlib.sha256(identity.encode()).hexdigest()[:10]
+
+
+def enabled_by_environment() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def ensure_built() -> bool:
+    """Build (or load from the cache) the extension once per process; says whether the kernels are usable."""
+    global _extension, _tried
+    if _tried:
+        return _extension is not None
+    _tried = True
+    if not enabled_by_environment():
+        return False
+    from torch.utils.cpp_extension import load
+
+    try:
+        _extension = load(
+            name=f"flightdeck_fp4_blocks_{_cpu_digest()}",
+            sources=[str(SOURCE)],
+            extra_cflags=CFLAGS,
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as error:  # no compiler, no ninja, an unsupported -march: the reference path still works
+        log.warning("NVFP4 kernels unavailable, using the slower reference quantisation: %s", error)
+    return _extension is not None
+
+
+def usable_for(x: torch.Tensor) -> bool:
+    """Whether the fused kernels serve ``x``: a CPU tensor, and the extension built (here, on first use, unless
+    this runs inside a ``torch.compile`` trace, which cannot build anything)."""
+    if x.device.type != "cpu":
+        return False
+    if not _tried and not torch.compiler.is_compiling():
+        ensure_built()
+    return _extension is not None
+
+
+@torch.library.custom_op("modelzoo::fp4_block_amax", mutates_args=())
+def block_amax(blocked: torch.Tensor) -> torch.Tensor:
+    """Largest magnitude of each block of the blocked float32 ``(batch, R, br, C, bc)`` tensor: ``(batch, R, 1,
+    C, 1)``. NaN propagates."""
+    return _extension.block_amax(blocked)
+
+
+@block_amax.register_fake
+def _(blocked: torch.Tensor) -> torch.Tensor:
+    batch, row_blocks, _, col_blocks, _ = blocked.shape
+    return blocked.new_empty(batch, row_blocks, 1, col_blocks, 1)
+
+
+@torch.library.custom_op("modelzoo::fp4_round_trip", mutates_args=())
+def round_trip(
+    blocked: torch.Tensor, encode: torch.Tensor, decode: torch.Tensor, noise: torch.Tensor | None
+) -> torch.Tensor:
+    """``decode · e2m1(blocked · encode)`` per block (``encode``/``decode``: one float32 per block, contiguous);
+    ``noise`` (uint8, one per element) selects stochastic rounding."""
+    return _extension.quantize_dequantize(blocked, encode, decode, noise)
+
+
+@round_trip.register_fake
+def _(blocked: torch.Tensor, encode: torch.Tensor, decode: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    return torch.empty_like(blocked)
