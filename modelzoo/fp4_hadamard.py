@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from modelzoo import fp4_kernels
+
 RHT_SIZE = 16
 RHT_SEED = 0x5EED
 
@@ -26,14 +28,15 @@ def hadamard_matrix(size: int) -> torch.Tensor:
     return matrix / size**0.5
 
 
-def _random_hadamard_float64() -> torch.Tensor:
+def _random_signs() -> torch.Tensor:
     generator = torch.Generator().manual_seed(RHT_SEED)
-    signs = torch.randint(0, 2, (RHT_SIZE,), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
-    return hadamard_matrix(RHT_SIZE) * signs
+    return torch.randint(0, 2, (RHT_SIZE,), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
 
 
 # Drawn once at import: a generator built inside traced code would break torch.compile's graph.
-_RANDOM_HADAMARD = _random_hadamard_float64()
+_SIGNS = _random_signs()
+_SIGNS_FLOAT32 = _SIGNS.to(torch.float32)
+_RANDOM_HADAMARD = hadamard_matrix(RHT_SIZE) * _SIGNS
 
 
 def random_hadamard(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -44,10 +47,13 @@ def random_hadamard(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 def rotate_rows(x: torch.Tensor) -> torch.Tensor:
     """Apply the random Hadamard transform to every 16-row slice of the 2-D ``x`` (rows: a multiple of 16).
 
-    Rows are the GEMM reduction dimension here (tokens, in the weight-gradient GEMM).
+    Rows are the GEMM reduction dimension here (tokens, in the weight-gradient GEMM). float32 CPU tensors take
+    the fused fast Walsh-Hadamard kernel (``fp4_kernels``), others a batch of 16x16 matrix products.
     """
     rows, cols = x.shape
     if rows % RHT_SIZE:
         raise ValueError(f"rotate_rows: the row count must be a multiple of {RHT_SIZE}, got {rows}")
+    if x.dtype == torch.float32 and fp4_kernels.usable_for(x):
+        return fp4_kernels.rotate_rows(x.contiguous(), _SIGNS_FLOAT32)
     matrix = random_hadamard(x.device, x.dtype)
     return torch.matmul(matrix, x.reshape(rows // RHT_SIZE, RHT_SIZE, cols)).reshape(rows, cols)

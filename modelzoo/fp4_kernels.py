@@ -1,10 +1,14 @@
-"""Fused CPU kernels for the NVFP4 round trip (``csrc/fp4_blocks.cpp``), built on first use.
+"""Fused CPU kernels for the NVFP4 round trip and the wgrad Hadamard rotation (``csrc/fp4_blocks.cpp``), built
+on first use.
 
-The reference quantisation in ``fp4_quant`` makes about a dozen passes over a tensor, several of them broadcasting
-a per-block factor over 16-element inner dimensions, which PyTorch's CPU loops run without vector instructions;
-on the benchmark model that was most of the NVFP4 step's overhead. The two kernels here do the same float32
-arithmetic in two passes (block maxima; scale, round, scale back) and give bit-identical results, stochastic
-rounding included: the noise is still drawn by PyTorch from the same generator.
+The reference quantisation in ``fp4_quant`` makes about a dozen passes over a tensor plus padded and cropped
+copies, several passes broadcasting a per-block factor over 16-element inner dimensions, which PyTorch's CPU loops
+run without vector instructions, and some fifteen small operations for the scales; on the benchmark model that was
+most of the NVFP4 step's overhead. The round-trip kernel does the same float32 arithmetic in two passes (block
+maxima; scales, rounding, scaling back) and gives bit-identical results, stochastic rounding included: the noise is
+still drawn by PyTorch from the same generator. The rotation is a fast
+Walsh-Hadamard transform instead of a batch of 16x16 matrix products: equal to the matrix form up to float32
+rounding (the sums are taken in another order).
 
 The extension is compiled for this machine's CPU (``-march=native``) with ``torch.utils.cpp_extension`` the first
 time NVFP4 runs on CPU in a process, then loaded from the build cache (``$TORCH_EXTENSIONS_DIR``, by default
@@ -86,28 +90,34 @@ def usable_for(x: torch.Tensor) -> bool:
     return _extension is not None
 
 
-@torch.library.custom_op("modelzoo::fp4_block_amax", mutates_args=())
-def block_amax(blocked: torch.Tensor) -> torch.Tensor:
-    """Largest magnitude of each block of the blocked float32 ``(batch, R, br, C, bc)`` tensor: ``(batch, R, 1,
-    C, 1)``. NaN propagates."""
-    return _extension.block_amax(blocked)
-
-
-@block_amax.register_fake
-def _(blocked: torch.Tensor) -> torch.Tensor:
-    batch, row_blocks, _, col_blocks, _ = blocked.shape
-    return blocked.new_empty(batch, row_blocks, 1, col_blocks, 1)
-
-
 @torch.library.custom_op("modelzoo::fp4_round_trip", mutates_args=())
 def round_trip(
-    blocked: torch.Tensor, encode: torch.Tensor, decode: torch.Tensor, noise: torch.Tensor | None
+    x: torch.Tensor,
+    block_rows: int,
+    block_cols: int,
+    groups: torch.Tensor | None,
+    num_groups: int,
+    noise: torch.Tensor | None,
 ) -> torch.Tensor:
-    """``decode · e2m1(blocked · encode)`` per block (``encode``/``decode``: one float32 per block, contiguous);
-    ``noise`` (uint8, one per element) selects stochastic rounding."""
-    return _extension.quantize_dequantize(blocked, encode, decode, noise)
+    """NVFP4 quantise-dequantise of every matrix of the contiguous float32 ``x`` (batch, rows, cols) in blocks of
+    ``block_rows`` x ``block_cols``. ``groups`` (int64, one id per block, (batch, row_blocks, col_blocks)) gives
+    each of ``num_groups`` groups its own tensor scale; ``noise`` (uint8, the padded blocked layout) selects
+    stochastic rounding."""
+    return _extension.round_trip(x, block_rows, block_cols, groups, num_groups, noise)
 
 
 @round_trip.register_fake
-def _(blocked: torch.Tensor, encode: torch.Tensor, decode: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-    return torch.empty_like(blocked)
+def _(x, block_rows, block_cols, groups, num_groups, noise) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("modelzoo::fp4_rotate_rows", mutates_args=())
+def rotate_rows(x: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """``H diag(signs) / 4`` applied to every 16-row slice of the contiguous float32 2-D ``x`` (fast
+    Walsh-Hadamard transform)."""
+    return _extension.rotate_rows(x, signs)
+
+
+@rotate_rows.register_fake
+def _(x: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)

@@ -52,15 +52,10 @@ class NVFP4Tensor:
 def _decode_(elements: torch.Tensor, source: NVFP4Tensor) -> torch.Tensor:
     """``elements · block_scale / s_enc`` computed in place in ``elements``, cropped to the source's shape."""
     padded = elements.mul_(source.block_scales / source.tensor_scale).flatten(3).flatten(1, 2)
-    return _crop(padded, source.shape, source.dtype)
-
-
-def _crop(padded: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """The ``(batch, rows, cols)`` padded matrices cut back to ``shape`` and cast to ``dtype``."""
-    rows, cols = _matrix_dims(shape)
+    rows, cols = _matrix_dims(source.shape)
     if padded.shape[1:] != (rows, cols):
         padded = padded[:, :rows, :cols]
-    return padded.reshape(shape).to(dtype)
+    return padded.reshape(source.shape).to(source.dtype)
 
 
 def _matrix_dims(shape: torch.Size) -> tuple[int, int]:
@@ -211,10 +206,18 @@ def _fused_round_trip(
     scale_groups: torch.Tensor | None,
     num_scale_groups: int,
 ) -> torch.Tensor:
-    """``quantize`` then ``_decode_`` in two passes over the tensor (the scales in between are per block)."""
-    blocked, _ = _to_blocked(x, *_block_shape(blocks, axis))
-    tensor_scale, block_scales, encode = _scales(fp4_kernels.block_amax(blocked), scale_groups, num_scale_groups)
-    decode = (block_scales / tensor_scale).expand_as(encode).contiguous()
-    noise = random_bits(blocked.shape, blocked.device, generator) if rounding == "stochastic" else None
-    elements = fp4_kernels.round_trip(blocked, encode.expand_as(block_scales).contiguous(), decode, noise)
-    return _crop(elements.flatten(3).flatten(1, 2), x.shape, x.dtype)
+    """``quantize`` then ``_decode_`` by the fused kernel, which reads ``x`` in place of a padded blocked copy."""
+    block_rows, block_cols = _block_shape(blocks, axis)
+    rows, cols = _matrix_dims(x.shape)
+    matrices = x.reshape(x.shape[:-2].numel(), rows, cols).to(torch.float32).contiguous()
+    row_blocks, col_blocks = -(-rows // block_rows), -(-cols // block_cols)
+    batch = matrices.shape[0]
+    groups = None
+    if scale_groups is not None:
+        groups = scale_groups.expand(batch, row_blocks, 1, col_blocks, 1).reshape(batch, row_blocks, col_blocks)
+        groups = groups.contiguous()
+    noise = None
+    if rounding == "stochastic":  # drawn in the reference's padded blocked layout, so both consume the same bits
+        noise = random_bits(torch.Size((batch, row_blocks, block_rows, col_blocks, block_cols)), x.device, generator)
+    out = fp4_kernels.round_trip(matrices, block_rows, block_cols, groups, num_scale_groups, noise)
+    return out.reshape(x.shape).to(x.dtype)

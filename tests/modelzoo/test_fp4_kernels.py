@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from modelzoo import fp4_kernels
+from modelzoo.fp4_hadamard import random_hadamard, rotate_rows
 from modelzoo.fp4_quant import _decode_, quantize, quantize_dequantize
 from tests.modelzoo.fp4_reference import quantize_blocks
 from tests.modelzoo.test_fp4_quant import heavy_tailed
@@ -100,3 +101,13 @@ def test_the_environment_switch_keeps_the_reference_path(monkeypatch):
     x = torch.randn(32, 32)
     assert not fp4_kernels.usable_for(x)
     assert torch.equal(quantize_dequantize(x), reference(x))
+
+
+def test_the_fast_hadamard_kernel_equals_the_matrix_transform():
+    x = heavy_tailed(96, 200, seed=26)
+    matrix = random_hadamard(torch.device("cpu"), torch.float64)
+    expected = (matrix @ x.double().reshape(6, 16, 200)).reshape(96, 200)
+    rotated = rotate_rows(x)
+    assert rotated.dtype == torch.float32
+    torch.testing.assert_close(rotated.double(), expected, rtol=1e-6, atol=1e-6 * x.abs().max().item())
+    assert torch.equal(rotate_rows(x[:, 10:50]), rotate_rows(x[:, 10:50].contiguous()))  # views are read as such
