@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -67,6 +68,7 @@ def ensure_built() -> bool:
         return False
     from torch.utils.cpp_extension import load
 
+    started = time.monotonic()
     try:
         _extension = load(
             name=f"flightdeck_fp4_blocks_{_cpu_digest()}",
@@ -77,6 +79,9 @@ def ensure_built() -> bool:
         )
     except Exception as error:  # no compiler, no ninja, an unsupported -march: the reference path still works
         log.warning("NVFP4 kernels unavailable, using the slower reference quantisation: %s", error)
+    else:
+        if (seconds := time.monotonic() - started) > 2:  # a build, not a load from the cache
+            log.info("built the NVFP4 CPU kernels in %.0f s (once per machine)", seconds)
     return _extension is not None
 
 

@@ -41,6 +41,14 @@ SERVICES = pytest.StashKey[Services]()
 TEST_PROCESSES = pytest.StashKey[list[CeleryProcess]]()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Build (or load from the cache) the NVFP4 CPU kernels before any test: trainer subprocesses of NVFP4 runs
+    # would otherwise each wait for the first build (~30 s on 2 cores) inside some test's time limit.
+    from modelzoo import fp4_kernels
+
+    fp4_kernels.ensure_built()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     options = parser.parse_known_args(args)
