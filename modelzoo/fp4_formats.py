@@ -77,14 +77,33 @@ def round_e4m3(scales: torch.Tensor) -> torch.Tensor:
     return round_to_format_(rounded, scales.clone(), E4M3)
 
 
-def random_bits(shape: torch.Size, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """Uniform random uint8 tensor of ``shape``, drawn from ``generator`` (or the global RNG when None).
+# Stochastic rounding's noise is a counter-based hash of a per-tensor seed and each element's index, as on
+# hardware a random-bit generator feeds the rounding unit: the fused CPU kernels (csrc/fp4_blocks.cpp) compute
+# the same bits inside their element loop instead of reading them from memory. One 32-bit seed is drawn from the
+# generator per tensor, so restoring its state reproduces a run bit for bit. The hash is a two-round
+# multiply-xorshift with low bias; both multipliers are below 2**31, so the products of 32-bit values stay exact
+# in int64 tensor arithmetic.
+_INDEX_MULTIPLIER = 0x9E3779B1
+_MIX_MULTIPLIERS = (0x21F0AAAD, 0x735A2D97)
+_LOW_32_BITS = 0xFFFFFFFF
 
-    Drawing full-range int64 words and reinterpreting their bytes is several times cheaper on CPU than drawing one
-    float per element.
-    """
+
+def noise_seed(device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """A 0-d int64 tensor holding 32 random bits, drawn from ``generator`` (or the global RNG when None)."""
+    return torch.randint(0, 2**32, (), dtype=torch.int64, device=device, generator=generator)
+
+
+def hashed_bits(seed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The uint8 noise of ``shape`` (row-major element indices) for ``seed``."""
     count = int(torch.Size(shape).numel())
-    words = torch.randint(
-        -(2**63), 2**63 - 1, ((count + 7) // 8,), dtype=torch.int64, device=device, generator=generator
-    )
-    return words.view(torch.uint8)[:count].view(shape)
+    x = (torch.arange(count, dtype=torch.int64, device=seed.device) * _INDEX_MULTIPLIER + seed) & _LOW_32_BITS
+    for multiplier, shift in zip(_MIX_MULTIPLIERS, (16, 15)):
+        x = ((x ^ (x >> shift)) * multiplier) & _LOW_32_BITS
+    x = x ^ (x >> 15)
+    return (x >> 24).to(torch.uint8).view(shape)
+
+
+def random_bits(shape: torch.Size, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform random uint8 tensor of ``shape``: ``hashed_bits`` of one seed drawn from ``generator`` (or the global
+    RNG when None)."""
+    return hashed_bits(noise_seed(device, generator), shape)

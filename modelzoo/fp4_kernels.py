@@ -5,8 +5,8 @@ The reference quantisation in ``fp4_quant`` makes about a dozen passes over a te
 copies, several passes broadcasting a per-block factor over 16-element inner dimensions, which PyTorch's CPU loops
 run without vector instructions, and some fifteen small operations for the scales; on the benchmark model that was
 most of the NVFP4 step's overhead. The round-trip kernel does the same float32 arithmetic in two passes (block
-maxima; scales, rounding, scaling back) and gives bit-identical results, stochastic rounding included: the noise is
-still drawn by PyTorch from the same generator. The rotation is a fast
+maxima; scales, rounding, scaling back) and gives bit-identical results, stochastic rounding included: both hash
+the same seed, drawn from the same generator, into each element's noise. The rotation is a fast
 Walsh-Hadamard transform instead of a batch of 16x16 matrix products: equal to the matrix form up to float32
 rounding (the sums are taken in another order).
 
@@ -102,17 +102,17 @@ def round_trip(
     block_cols: int,
     groups: torch.Tensor | None,
     num_groups: int,
-    noise: torch.Tensor | None,
+    noise_seed: torch.Tensor | None,
 ) -> torch.Tensor:
     """NVFP4 quantise-dequantise of every matrix of the contiguous float32 ``x`` (batch, rows, cols) in blocks of
     ``block_rows`` x ``block_cols``. ``groups`` (int64, one id per block, (batch, row_blocks, col_blocks)) gives
-    each of ``num_groups`` groups its own tensor scale; ``noise`` (uint8, the padded blocked layout) selects
-    stochastic rounding."""
-    return _extension.round_trip(x, block_rows, block_cols, groups, num_groups, noise)
+    each of ``num_groups`` groups its own tensor scale; ``noise_seed`` (0-d int64, from
+    ``fp4_formats.noise_seed``) selects stochastic rounding with the noise of ``fp4_formats.random_bits``."""
+    return _extension.round_trip(x, block_rows, block_cols, groups, num_groups, noise_seed)
 
 
 @round_trip.register_fake
-def _(x, block_rows, block_cols, groups, num_groups, noise) -> torch.Tensor:
+def _(x, block_rows, block_cols, groups, num_groups, noise_seed) -> torch.Tensor:
     return torch.empty_like(x)
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from modelzoo import fp4_kernels
-from modelzoo.fp4_formats import E2M1, E4M3, random_bits, round_e2m1_, round_e4m3
+from modelzoo.fp4_formats import E2M1, E4M3, noise_seed, random_bits, round_e2m1_, round_e4m3
 
 BLOCK = 16
 Blocks = Literal["1d", "2d"]
@@ -216,8 +216,7 @@ def _fused_round_trip(
     if scale_groups is not None:
         groups = scale_groups.expand(batch, row_blocks, 1, col_blocks, 1).reshape(batch, row_blocks, col_blocks)
         groups = groups.contiguous()
-    noise = None
-    if rounding == "stochastic":  # drawn in the reference's padded blocked layout, so both consume the same bits
-        noise = random_bits(torch.Size((batch, row_blocks, block_rows, col_blocks, block_cols)), x.device, generator)
-    out = fp4_kernels.round_trip(matrices, block_rows, block_cols, groups, num_scale_groups, noise)
+    # The kernel hashes the seed as random_bits does, indexing the reference's padded blocked layout.
+    seed = noise_seed(x.device, generator) if rounding == "stochastic" else None
+    out = fp4_kernels.round_trip(matrices, block_rows, block_cols, groups, num_scale_groups, seed)
     return out.reshape(x.shape).to(x.dtype)

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from modelzoo import fp4_kernels
 from modelzoo.checkpoint import CheckpointWriteError, latest_checkpoint, load_checkpoint, save_checkpoint
 from modelzoo.config import ConfigError, Recipe
 from modelzoo.data import BlendSampler, CorpusError, build_blend, validation_batches
@@ -167,6 +168,8 @@ class Run:
         self._build_data()
         seed_everything(self.cfg.seed)
         self.model = HybridLM(self.recipe.model).to(self.ctx.device)
+        if self.recipe.model.fp4.enabled and self.ctx.device.type == "cpu":
+            fp4_kernels.ensure_built()  # a first build (~30 s) belongs to set-up, not to the first step's speed
         if self.cfg.compile:
             use_inductor_cache()
             self.model.compile_regions()

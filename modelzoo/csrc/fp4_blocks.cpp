@@ -55,14 +55,27 @@ inline float round_e4m3(float scale) {
   return (clamp(scale, -448.0f, 448.0f) + magic) - magic;
 }
 
-// One element: scale into E2M1's range, round (to nearest even, or dithered), scale back.
-inline float quantize_one(float x, float encode, float decode, const uint8_t* noise) {
+// Stochastic rounding's 8 random bits for one element: a counter-based hash of the seed and the element's index
+// in the padded blocked layout (fp4_formats.random_bits computes the same with tensor operations).
+inline uint32_t noise_byte(uint32_t seed, uint64_t index) {
+  uint32_t x = static_cast<uint32_t>(index) * 0x9E3779B1u + seed;
+  x ^= x >> 16;
+  x *= 0x21F0AAADu;
+  x ^= x >> 15;
+  x *= 0x735A2D97u;
+  x ^= x >> 15;
+  return x >> 24;
+}
+
+// One element: scale into E2M1's range, round (to nearest even, or dithered by ``noise``), scale back.
+template <bool Stochastic>
+inline float quantize_one(float x, float encode, float decode, uint32_t noise) {
   float value = x * encode;
   const float magnitude = clamp((x < 0.0f ? -x : x) * encode, 1.0f, 4.0f);
   value = clamp(value, -6.0f, 6.0f);
   const float magic = bits_to_float((float_to_bits(magnitude) & kExponentMask) + magic_offset<1>());
-  if (noise != nullptr) {
-    const float centred = static_cast<float>(*noise) - 127.5f;
+  if (Stochastic) {
+    const float centred = static_cast<float>(static_cast<int32_t>(noise)) - 127.5f;
     value = value + kDitherPerMagic * centred * magic;
   }
   value = (value + magic) - magic;
@@ -119,8 +132,8 @@ void block_amax_rows(const uint32_t* x, uint32_t* amax, const Layout& l, int64_t
   }
 }
 
-template <int64_t BlockCols>
-void quantize_rows(const float* x, float* out, const float* encode, const float* decode, const uint8_t* noise,
+template <int64_t BlockCols, bool Stochastic>
+void quantize_rows(const float* x, float* out, const float* encode, const float* decode, uint32_t seed,
                    const Layout& l, int64_t rb) {
   const int64_t cols = l.cols, full_blocks = cols / BlockCols;
   const int64_t matrix = rb / l.row_blocks, first_row = (rb % l.row_blocks) * l.block_rows;
@@ -129,19 +142,18 @@ void quantize_rows(const float* x, float* out, const float* encode, const float*
     const int64_t offset = (matrix * l.rows + row) * cols;
     const float* src = x + offset;
     float* dst = out + offset;
-    // The noise has the padded layout, as the reference draws it.
-    const uint8_t* bits = noise == nullptr ? nullptr : noise + (matrix * l.padded_rows() + row) * l.padded_cols();
-    if (bits == nullptr) {
-      for (int64_t c = 0; c < full_blocks; ++c)
-        for (int64_t j = 0; j < BlockCols; ++j)
-          dst[c * BlockCols + j] = quantize_one(src[c * BlockCols + j], encode[c], decode[c], nullptr);
-    } else {
-      for (int64_t c = 0; c < full_blocks; ++c)
-        for (int64_t j = 0; j < BlockCols; ++j)
-          dst[c * BlockCols + j] = quantize_one(src[c * BlockCols + j], encode[c], decode[c], bits + c * BlockCols + j);
+    // Noise is indexed in the padded layout, as the reference draws it.
+    const uint64_t noise_offset = static_cast<uint64_t>((matrix * l.padded_rows() + row) * l.padded_cols());
+    for (int64_t c = 0; c < full_blocks; ++c)
+      for (int64_t j = 0; j < BlockCols; ++j) {
+        const int64_t k = c * BlockCols + j;
+        const uint32_t noise = Stochastic ? noise_byte(seed, noise_offset + k) : 0u;
+        dst[k] = quantize_one<Stochastic>(src[k], encode[c], decode[c], noise);
+      }
+    for (int64_t k = full_blocks * BlockCols; k < cols; ++k) {
+      const uint32_t noise = Stochastic ? noise_byte(seed, noise_offset + k) : 0u;
+      dst[k] = quantize_one<Stochastic>(src[k], encode[full_blocks], decode[full_blocks], noise);
     }
-    for (int64_t j = full_blocks * BlockCols; j < cols; ++j)
-      dst[j] = quantize_one(src[j], encode[full_blocks], decode[full_blocks], bits == nullptr ? nullptr : bits + j);
   }
 }
 
@@ -155,20 +167,15 @@ int64_t grain_for(const Layout& l) {
 
 // The NVFP4 round trip of every matrix of ``x`` (batch, rows, cols): fp4_quant.quantize followed by the decode,
 // in two passes over ``x``. ``groups`` (int64, one id per block, (batch, row_blocks, col_blocks)) gives each
-// group its own tensor scale; ``noise`` (uint8 in the padded blocked layout) selects stochastic rounding.
+// group its own tensor scale; ``noise_seed`` (a 0-d int64 tensor, 32 bits used) selects stochastic rounding.
 torch::Tensor round_trip(const torch::Tensor& x, int64_t block_rows, int64_t block_cols,
                          const c10::optional<torch::Tensor>& groups, int64_t num_groups,
-                         const c10::optional<torch::Tensor>& noise) {
+                         const c10::optional<torch::Tensor>& noise_seed) {
   const Layout l = layout_of(x, block_rows, block_cols);
   const int64_t row_block_count = l.batch * l.row_blocks, blocks = row_block_count * l.col_blocks;
   if (groups.has_value()) {
     TORCH_CHECK(groups->scalar_type() == torch::kInt64 && groups->is_contiguous() && groups->numel() == blocks,
                 "fp4 kernels: groups must be contiguous int64 with one id per block");
-  }
-  if (noise.has_value()) {
-    TORCH_CHECK(noise->scalar_type() == torch::kUInt8 && noise->is_contiguous() &&
-                    noise->numel() == l.batch * l.padded_rows() * l.padded_cols(),
-                "fp4 kernels: noise must be contiguous uint8 in the padded blocked layout");
   }
   auto result = torch::empty_like(x);
   if (blocks == 0) return result;
@@ -203,7 +210,8 @@ torch::Tensor round_trip(const torch::Tensor& x, int64_t block_rows, int64_t blo
 
   const float* in = x.data_ptr<float>();
   float* out = result.data_ptr<float>();
-  const uint8_t* noise_bits = noise.has_value() ? noise->data_ptr<uint8_t>() : nullptr;
+  const bool stochastic = noise_seed.has_value();
+  const uint32_t seed = stochastic ? static_cast<uint32_t>(noise_seed->item<int64_t>()) : 0u;
   at::parallel_for(0, row_block_count, grain_for(l), [&](int64_t begin, int64_t end) {
     std::vector<float> encode(l.col_blocks), decode(l.col_blocks), s_enc(l.col_blocks);
     for (int64_t rb = begin; rb < end; ++rb) {
@@ -219,8 +227,13 @@ torch::Tensor round_trip(const torch::Tensor& x, int64_t block_rows, int64_t blo
         encode[c] = (factor != factor || factor > kFloat32Max) ? 0.0f : (factor < -kFloat32Max ? -kFloat32Max : factor);
         decode[c] = scale / s_enc[c];
       }
-      if (l.block_cols == 16) quantize_rows<16>(in, out, encode.data(), decode.data(), noise_bits, l, rb);
-      else quantize_rows<1>(in, out, encode.data(), decode.data(), noise_bits, l, rb);
+      if (l.block_cols == 16) {
+        if (stochastic) quantize_rows<16, true>(in, out, encode.data(), decode.data(), seed, l, rb);
+        else quantize_rows<16, false>(in, out, encode.data(), decode.data(), seed, l, rb);
+      } else {
+        if (stochastic) quantize_rows<1, true>(in, out, encode.data(), decode.data(), seed, l, rb);
+        else quantize_rows<1, false>(in, out, encode.data(), decode.data(), seed, l, rb);
+      }
     }
   });
   return result;

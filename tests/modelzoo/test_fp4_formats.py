@@ -95,3 +95,15 @@ def test_rotate_rows_preserves_inner_products_over_rows():
     assert torch.allclose(rotated.t() @ rotate_rows(b), a.t() @ b, atol=1e-12)
     with pytest.raises(ValueError, match="multiple of 16"):
         rotate_rows(a[:40])
+
+
+def test_hashed_noise_bits_are_uniform_and_differ_between_seeds():
+    bits = random_bits(torch.Size([1 << 20]), torch.device("cpu"), torch.Generator().manual_seed(5))
+    counts = torch.bincount(bits.long(), minlength=256).double()
+    expected = bits.numel() / 256
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi_square < 350  # 255 degrees of freedom: the 99.9th percentile is about 330
+    # Neighbouring elements are independent enough for dithering: their bytes agree about 1 time in 256.
+    assert abs((bits[1:] == bits[:-1]).double().mean().item() - 1 / 256) < 5e-4
+    again = random_bits(torch.Size([1 << 20]), torch.device("cpu"), torch.Generator().manual_seed(6))
+    assert (again == bits).double().mean().item() < 0.01
