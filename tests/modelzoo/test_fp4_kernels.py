@@ -93,6 +93,21 @@ def test_zeros_subnormals_infinities_and_nans_come_out_as_in_the_reference():
             assert_same(quantize_dequantize(tensor, blocks=blocks), reference(tensor, blocks=blocks))
 
 
+def test_without_a_compiler_quantisation_falls_back_to_the_reference_with_a_warning(monkeypatch, caplog):
+    import torch.utils.cpp_extension
+
+    def no_compiler(**_options):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    monkeypatch.setattr(fp4_kernels, "_tried", False)
+    monkeypatch.setattr(fp4_kernels, "_extension", None)
+    assert not fp4_kernels.ensure_built()
+    assert "NVFP4 kernels unavailable" in caplog.text and "Ninja is required" in caplog.text
+    x = heavy_tailed(16, 48, seed=27)
+    assert torch.equal(quantize_dequantize(x, axis=-2), reference(x, axis=-2))
+
+
 def test_the_environment_switch_keeps_the_reference_path(monkeypatch):
     monkeypatch.setenv(fp4_kernels.ENV_SWITCH, "0")
     monkeypatch.setattr(fp4_kernels, "_tried", False)
