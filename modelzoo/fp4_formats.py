@@ -81,8 +81,8 @@ def round_e4m3(scales: torch.Tensor) -> torch.Tensor:
 # hardware a random-bit generator feeds the rounding unit: the fused CPU kernels (csrc/fp4_blocks.cpp) compute
 # the same bits inside their element loop instead of reading them from memory. One 32-bit seed is drawn from the
 # generator per tensor, so restoring its state reproduces a run bit for bit. The hash is a two-round
-# multiply-xorshift with low bias; both multipliers are below 2**31, so the products of 32-bit values stay exact
-# in int64 tensor arithmetic.
+# multiply-xorshift with low bias; its multipliers are below 2**31, so their products with 32-bit values stay
+# exact in int64 tensor arithmetic (as does the index product, for tensors of fewer than 2**31 elements).
 _INDEX_MULTIPLIER = 0x9E3779B1
 _MIX_MULTIPLIERS = (0x21F0AAAD, 0x735A2D97)
 _LOW_32_BITS = 0xFFFFFFFF
