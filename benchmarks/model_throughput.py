@@ -6,7 +6,7 @@ a full training step each (forward, backward, fused AdamW for every candidate). 
 model FLOP utilisation against this machine's fp32 matmul rate measured in the same run, the first (compiling)
 step of each compiled model, chunked SSD against the naive scan, and peak memory (max RSS of this process).
 
-    .venv/bin/python benchmarks/model_throughput.py [--steps 5] [--threads N] [--skip-compile]
+    .venv/bin/python benchmarks/model_throughput.py [--steps 5] [--threads N] [--skip-compile] [--blocks]
 
 The inductor cache goes to ``var/inductor-cache`` (as in training) unless TORCHINDUCTOR_CACHE_DIR is set.
 """
@@ -122,6 +122,26 @@ def ssd_timings(cfg: ModelConfig) -> dict[str, float]:
     return {"ssd_chunked_ms": 1e3 * timings["chunked"]["wall_s"], "ssd_naive_scan_ms": 1e3 * timings["naive"]["wall_s"]}
 
 
+def block_timings(cfg: ModelConfig, compiled: bool) -> dict[str, float]:
+    """Milliseconds of forward plus backward of each block of HybridLM on its own (a random hidden state of the
+    benchmark's shape, the blocks interleaved as the models are): where the step's time goes, block by block."""
+    model = HybridLM(cfg)
+    if compiled:
+        model.compile_regions()
+    hidden = torch.randn(BATCH, SEQ, cfg.hidden_size, requires_grad=True)
+
+    def forward_backward(block: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            out = block(hidden)
+            (out[0] if isinstance(out, tuple) else out).sum().backward()
+        return run
+
+    steps = {f"{index}_{block.kind}": forward_backward(block) for index, block in enumerate(model.layers)}
+    first_steps(steps)  # compiles, for the compiled model
+    suffix = "_compiled" if compiled else ""
+    return {f"block_{name}{suffix}_ms": 1e3 * timing["wall_s"] for name, timing in time_side_by_side(steps, 5).items()}
+
+
 def first_steps(steps: dict[str, Callable[[], None]]) -> dict[str, float]:
     """Wall seconds of each candidate's first step: compilation included for compiled ones."""
     seconds = {}
@@ -162,6 +182,8 @@ def main() -> None:
     parser.add_argument("--skip-hf", action="store_true", help="do not time transformers' model")
     parser.add_argument("--skip-fp4", action="store_true", help="do not time the NVFP4-emulated model")
     parser.add_argument("--skip-compile", action="store_true", help="do not time compile_regions() models")
+    parser.add_argument("--blocks", action="store_true",
+                        help="also time each block's forward and backward on its own (eager and compiled)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -206,6 +228,9 @@ def main() -> None:
             # FLOPs per CPU-second against the GEMM's FLOPs per CPU-second: less sensitive to other load.
             results[f"mfu{suffix}_cpu"] = flops / timings[name]["cpu_s"] / ceiling_cpu
 
+    if args.blocks:
+        for compiled in (False, True) if not args.skip_compile else (False,):
+            results.update(block_timings(cfg, compiled))
     results.update(ssd_timings(cfg))
     results["ssd_speedup"] = results["ssd_naive_scan_ms"] / results["ssd_chunked_ms"]
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}, indent=1))
