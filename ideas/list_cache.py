@@ -9,8 +9,8 @@ receivers are model signals rather than calls in each service on purpose: they a
 which go through no service, and a new service cannot forget them.
 
 Who may see what is part of the key, not of the version: the key holds the viewer's visible areas
-(``selectors.area_filter_choices``, which the filter form needs anyway; cached per viewer under the version), and visible ideas and tags are a function
-of those areas alone (``ideas.visibility``). Two people who see the same areas see the same list; anyone else
+(``selectors.area_filter_choices``, which the filter form needs anyway; cached per viewer under the version),
+and visible ideas and tags are a function of those areas alone (``ideas.visibility``). Two people who see the same areas see the same list; anyone else
 gets a different entry. The body holds nothing personal (the nav bar, CSRF token and messages are rendered per
 request around it).
 

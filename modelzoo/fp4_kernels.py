@@ -16,7 +16,7 @@ time NVFP4 runs on CPU in a process, then loaded from the build cache (``$TORCH_
 different machines never loads code built for another CPU. Without a C++ compiler, or with
 ``FLIGHTDECK_FP4_KERNELS=0``, quantisation falls back to the reference path, with one warning for the former.
 
-Both kernels are ``torch.library`` custom ops with fake implementations, so ``torch.compile`` regions call them
+The kernels are ``torch.library`` custom ops with fake implementations, so ``torch.compile`` regions call them
 without graph breaks; ``ensure_built()`` must run before tracing (``HybridLM.compile_regions`` does).
 """
 
@@ -44,13 +44,12 @@ _tried = False
 
 def _cpu_digest() -> str:
     """Short digest of the CPU's identity and feature flags (``-march=native`` code runs only on such a CPU)."""
-    identity = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features", "model name")):
-                identity += line
+    try:  # every core repeats the same lines; one copy of each is the identity
+        lines = {line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith(("flags", "Features", "model name"))}
     except OSError:
-        identity += platform.processor()
+        lines = {platform.processor()}
+    identity = platform.machine() + "".join(sorted(lines))
     return hashlib.sha256(identity.encode()).hexdigest()[:10]
 
 

@@ -1,4 +1,5 @@
-// Fused CPU kernels for NVFP4 quantise-dequantise (modelzoo/fp4_kernels.py loads them).
+// Fused CPU kernels for NVFP4 quantise-dequantise and the wgrad Hadamard rotation (modelzoo/fp4_kernels.py
+// loads them).
 //
 // The readable reference is modelzoo/fp4_quant.py: about a dozen whole-tensor passes per quantisation, several
 // of them broadcasting a per-block scale over 16-element inner dimensions, which PyTorch's CPU loops do not
