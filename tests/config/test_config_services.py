@@ -65,6 +65,26 @@ def test_the_shared_worker_keeps_working_across_a_redis_restart(celery_worker, r
         celery_worker.log_tail()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_between_its_tests_the_shared_worker_takes_no_message(_shared_worker, redis_server):
+    """A test without a worker must not have its messages run (and write) while its database is flushed."""
+    redis_server.clear_broker_state()
+    _shared_worker.get()
+    _shared_worker.settle()
+    try:
+        idea, submitter = _comment_on_someone_elses_idea()
+        delivered = Message.objects.filter(recipient=submitter, link=idea.get_absolute_url())
+        with redis_server.client() as client:
+            assert _wait_for(lambda: client.llen("default") > 0, timeout=5)
+            time.sleep(1)  # a consuming worker takes a message within milliseconds
+            assert client.llen("default") > 0 and not delivered.exists()
+
+        _shared_worker.get()  # consuming again, it takes what waited
+        assert _wait_for(delivered.exists)
+    finally:
+        _shared_worker.settle()
+
+
 def test_custom_processes_start_and_a_kill_takes_the_whole_pool_down(celery_processes):
     beat = celery_processes.beat()  # boots while the worker does
     worker = celery_processes.worker(concurrency=1)

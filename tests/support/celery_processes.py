@@ -124,15 +124,26 @@ def _answers_ping(node_name: str) -> bool:
 
 
 class SharedWorker:
-    """The session's default worker, started on first use and stopped while a test runs its own processes."""
+    """The session's default worker, started on first use and stopped while a test runs its own processes.
+
+    Between the tests that use it the worker consumes nothing: every test's commits send messages to the session's
+    Redis, and a worker left consuming would write into the database while a test that never asked for it is
+    flushed (TRUNCATE fails on the locks it holds)."""
+
+    QUEUES = ("default", "gpu")
 
     def __init__(self, launcher: CeleryLauncher) -> None:
         self._launcher = launcher
         self._process: CeleryProcess | None = None
+        self._parked = False
 
     def get(self) -> CeleryProcess:
         if self._process is None or not self._process.is_running():
-            self._process = self._launcher.worker()
+            self._process = self._launcher.worker(queues=self.QUEUES)
+        elif self._parked and not _consume(self._process.name, self.QUEUES, start=True):
+            self.stop()
+            self._process = self._launcher.worker(queues=self.QUEUES)
+        self._parked = False
         return self._process
 
     def stop(self) -> None:
@@ -141,12 +152,16 @@ class SharedWorker:
             self._process = None
 
     def settle(self, *, timeout: float = 60) -> None:
-        """Wait until the worker runs no task, so nothing it still writes (a supervisor closing a cancelled
-        attempt, a study's finishing notice) races the test database's flush (a TRUNCATE deadlock otherwise).
+        """Stop consuming, then wait until the worker runs and holds no task, so nothing it still writes (a
+        supervisor closing a cancelled attempt, a study's finishing notice) races the test database's flush.
         A worker that does not settle in time is stopped; the next test starts a fresh one."""
         if self._process is None or not self._process.is_running():
             return
         node = self._process.name
+        if not _consume(node, self.QUEUES, start=False):
+            self.stop()
+            return
+        self._parked = True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _runs_nothing(node):
@@ -155,11 +170,24 @@ class SharedWorker:
         self.stop()
 
 
+def _consume(node_name: str, queues: Sequence[str], *, start: bool) -> bool:
+    """Start or stop consuming ``queues`` on one worker; False when it did not confirm every queue."""
+    from config import celery_app
+
+    control = celery_app.control.add_consumer if start else celery_app.control.cancel_consumer
+    try:
+        replies = [control(queue, destination=[node_name], reply=True, timeout=2) for queue in queues]
+    except (OSError, redis.ConnectionError, kombu.exceptions.OperationalError):
+        return False
+    return all(len(reply) == 1 and "ok" in reply[0].get(node_name, {}) for reply in replies)
+
+
 def _runs_nothing(node_name: str) -> bool:
     from config import celery_app
 
+    inspect = celery_app.control.inspect(destination=[node_name], timeout=1)
     try:
-        active = celery_app.control.inspect(destination=[node_name], timeout=1).active()
+        active, reserved = inspect.active(), inspect.reserved()
     except (OSError, redis.ConnectionError, kombu.exceptions.OperationalError):
         return False
-    return active is not None and not active.get(node_name)
+    return active is not None and reserved is not None and not active.get(node_name) and not reserved.get(node_name)
