@@ -227,6 +227,11 @@ def main() -> None:
             results[f"mfu{suffix}_wall"] = flops / timings[name]["wall_s"] / ceiling_wall
             # FLOPs per CPU-second against the GEMM's FLOPs per CPU-second: less sensitive to other load.
             results[f"mfu{suffix}_cpu"] = flops / timings[name]["cpu_s"] / ceiling_cpu
+    if "hf" in timings:
+        results["mfu_hf_wall"] = flops / timings["hf"]["wall_s"] / ceiling_wall
+        # The most any implementation of these FLOPs could gain on transformers' step at this GEMM rate: a step
+        # that did nothing but its GEMMs, at the rate of a large square one.
+        results["speedup_vs_hf_bound_wall"] = timings["hf"]["wall_s"] / (flops / ceiling_wall)
 
     if args.blocks:
         for compiled in (False, True) if not args.skip_compile else (False,):

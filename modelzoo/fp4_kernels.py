@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "fp4_blocks.cpp"
 # No fused multiply-adds: PyTorch multiplies and adds separately, and the kernels must round as it does.
-CFLAGS = ["-O3", "-ffp-contract=off", "-march=native", "-fopenmp"]
+# -fno-trapping-math lets GCC turn the clamps' float compares into vector selects (same values, NaN included):
+# without it, on AVX2 CPUs, the element loop stayed scalar with data-dependent branches, 4-5x slower than the
+# reference it replaces; AVX-512's masked instructions had hidden that.
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-march=native", "-fopenmp"]
 ENV_SWITCH = "FLIGHTDECK_FP4_KERNELS"
 
 _extension = None  # the loaded module once built; stays None when disabled or when the build failed
