@@ -100,8 +100,8 @@ def test_a_run_longer_than_the_visibility_timeout_is_started_once(celery_process
     short_visibility = {**FAST, "FLIGHTDECK_VISIBILITY_TIMEOUT": "5"}
     celery_processes.worker(env=short_visibility, concurrency=1)
     celery_processes.worker(env=short_visibility, concurrency=1)
-    # 400 steps outlast the 5 s visibility timeout even on an idle machine: with the fused FP4 kernels 80 steps
-    # took 4.2 s in CI, start-up included; 400 took 15 s on this 2-core machine.
+    # 400 steps outlast the 5 s visibility timeout with room to spare: 80 steps took only 4.2 s in CI, start-up
+    # included, and 400 took 15 s on an idle 2-core machine.
     study = launch(pic, make_idea("Lower LR", {"optim.lr": 0.002}), max_steps=400)
 
     runs = wait_until(lambda: all_succeeded(study), timeout=300, what="both runs to succeed")

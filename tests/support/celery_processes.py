@@ -138,12 +138,11 @@ class SharedWorker:
         self._parked = False
 
     def get(self) -> CeleryProcess:
+        if self._parked and self._process is not None and not _consume(self._process.name, self.QUEUES, start=True):
+            self.stop()  # it would not consume again: a fresh one will
+        self._parked = False
         if self._process is None or not self._process.is_running():
             self._process = self._launcher.worker(queues=self.QUEUES)
-        elif self._parked and not _consume(self._process.name, self.QUEUES, start=True):
-            self.stop()
-            self._process = self._launcher.worker(queues=self.QUEUES)
-        self._parked = False
         return self._process
 
     def stop(self) -> None:
